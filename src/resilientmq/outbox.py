@@ -1,0 +1,388 @@
+"""The outbox: the buffer plus its one sender thread.
+
+Data flows one way: ``put()`` appends to the buffer; the sender takes messages in order, hands them to the
+adapter's :class:`Transport` in batches (several batches may be in flight: confirmations are pipelined),
+and removes a message only when its batch is confirmed. A new connection (a new supervisor epoch) makes the
+sender start again from the oldest unconfirmed message, so every message is delivered at least once and
+in order. The adapter decides what "confirmed" means (a STOMP receipt, a Kafka acknowledgement, an MQ put
+or commit); the outbox decides what happens next.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .buffer import BoundedBuffer, Envelope, FailedMessage, NewMessage
+from .errors import (
+    ClientClosedError,
+    ConnectionLostError,
+    PermanentDeliveryError,
+    ReconnectFailedError,
+    ResilientMQError,
+)
+from .policy import ReconnectPolicy
+from .supervisor import ConnectionState, Supervisor
+
+__all__ = ["BatchAbortedError", "BatchRejectedError", "BatchResult", "Outbox", "Transport"]
+
+log = logging.getLogger("resilientmq.outbox")
+
+# States in which nothing will be delivered until the user acts.
+_STUCK = (ConnectionState.FAILED, ConnectionState.DISCONNECTED, ConnectionState.CLOSED)
+
+
+class BatchRejectedError(ResilientMQError):
+    """The broker rejected a batch without saying which message was at fault.
+
+    The outbox then sends that range one message at a time; a message rejected on its own fails for good
+    with ``cause``.
+    """
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class BatchAbortedError(ResilientMQError):
+    """The transport withdrew a batch because an earlier one failed (so that order is kept).
+
+    Its messages were not delivered; the outbox sends them again, without backing off.
+    """
+
+    retriable = True
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """How a confirmed batch fared. Messages in neither mapping were confirmed."""
+
+    failed: Mapping[int, BaseException] = field(default_factory=dict)
+    """seq -> permanent error: these can never be delivered."""
+    retry: Mapping[int, BaseException] = field(default_factory=dict)
+    """seq -> retriable error: not delivered this time; they are sent again."""
+
+
+class Transport(Protocol):
+    """What an adapter gives the outbox: a way to send a batch on the connection of one epoch."""
+
+    def transmit(self, batch: Sequence[Envelope], epoch: int) -> Future[BatchResult]:
+        """Send ``batch`` in order. The future resolves when the broker has answered for the whole batch.
+
+        The future fails with a retriable error (typically :class:`ConnectionLostError`) when the batch's
+        fate is unknown, and with :class:`BatchRejectedError` when the broker refused it as a whole. May
+        raise :class:`ConnectionLostError` at once. Must resolve every future of a connection that died.
+        """
+
+
+@dataclass
+class _Ticket:
+    batch: Sequence[Envelope]
+    epoch: int
+    future: Future[BatchResult]
+    sent_at: float
+
+
+class Outbox:
+    """Buffer + sender. Thread-safe: ``put`` from any number of threads."""
+
+    def __init__(
+        self,
+        buffer: BoundedBuffer,
+        transport: Transport,
+        supervisor: Supervisor[Any],
+        *,
+        name: str = "resilientmq",
+        max_batch: int = 500,
+        max_in_flight: int = 4,
+        retry_policy: ReconnectPolicy | None = None,
+        settle_timeout: float = 60.0,
+        confirm_timeout: float | None = 30.0,
+    ) -> None:
+        if max_batch < 1 or max_in_flight < 1:
+            raise ValueError("max_batch and max_in_flight must be >= 1")
+        self.buffer = buffer
+        self._transport = transport
+        self._supervisor = supervisor
+        self._name = name
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._retry_policy = retry_policy or supervisor.policy
+        self._settle_timeout = settle_timeout
+        self._confirm_timeout = confirm_timeout
+        self._wakeup = threading.Event()
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
+        self._accepting = True
+        self._stop = threading.Event()
+        self._failures_seen = 0  # failures already reported by a flush()
+        self._counters = dict.fromkeys(("accepted", "sent", "resent", "confirmed", "failed"), 0)
+        supervisor.add_listener(_WakeOnStateChange(self._wakeup))
+        self._thread = threading.Thread(target=self._run, name=f"{name}-sender", daemon=True)
+        self._thread.start()
+
+    # -- the producer side --------------------------------------------------------------------------
+    def put(self, messages: Sequence[NewMessage], timeout: float | None = None) -> list[Envelope]:
+        """Accept messages for delivery (durably, for a durable buffer) and wake the sender."""
+        if not self._accepting:
+            raise ClientClosedError(f"{self._name}: the client is closed; no more messages are accepted")
+        if self._supervisor.state is ConnectionState.FAILED:
+            failure = self._supervisor.failure
+            raise ReconnectFailedError(
+                f"{self._name}: not accepting messages, the connection failed for good ({failure}); "
+                "connect again to resume"
+            ) from failure
+        envelopes = self.buffer.extend(messages, timeout)
+        with self._lock:
+            self._counters["accepted"] += len(envelopes)
+        if not self._wakeup.is_set():  # set() takes a lock; most puts find the sender already awake
+            self._wakeup.set()
+        return envelopes
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every accepted message is confirmed or failed.
+
+        True when the buffer drained in time and no message failed since the previous ``flush()``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._wakeup.set()
+        with self._lock:
+            while len(self.buffer) > 0:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                if self._stop.is_set() or self._supervisor.state in _STUCK:
+                    return False
+                # Bounded waits: a closed buffer or a stopped sender must not hang the caller.
+                self._drained.wait(0.5 if remaining is None else min(remaining, 0.5))
+            failed = self._counters["failed"] + self.buffer.dropped_count
+            clean = failed == self._failures_seen
+            self._failures_seen = failed
+            return clean
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    def failed(self) -> list[FailedMessage]:
+        return self.buffer.failed()
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            out = dict(self._counters)
+        out["buffered"] = len(self.buffer)
+        out["dropped"] = self.buffer.dropped_count
+        out.update(self._supervisor.stats())
+        return out
+
+    def close(self, drain_timeout: float | None = 0.0) -> bool:
+        """Stop accepting, wait up to ``drain_timeout`` for confirmations, stop the sender, close the buffer.
+
+        Returns True when nothing was left unconfirmed. What is left stays in a durable buffer.
+        """
+        self._accepting = False
+        drained = True
+        if drain_timeout is None or drain_timeout > 0:
+            drained = self.flush(drain_timeout)
+        self._stop.set()
+        self._wakeup.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        left = len(self.buffer)
+        if left:
+            where = "kept in the durable buffer" if hasattr(self.buffer, "path") else "lost with this process"
+            log.warning("%s: closed with %d unconfirmed message(s), %s", self._name, left, where)
+        self.buffer.close()
+        with self._lock:
+            self._drained.notify_all()
+        return drained and left == 0
+
+    # -- the sender ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        state = _SenderState()
+        while not self._stop.is_set():
+            try:
+                self._step(state)
+            except ClientClosedError:
+                return
+            except Exception:
+                log.exception("%s: sender step failed; going on", self._name)
+                self._stop.wait(0.1)
+
+    def _step(self, s: _SenderState) -> None:
+        self._wakeup.clear()
+        self._reap(s)
+        epoch = self._supervisor.wait_connected(timeout=0.25)
+        if epoch is None:
+            if self._supervisor.state in _STUCK:
+                self._wakeup.wait(1.0)  # nothing moves until the state changes (which wakes us)
+            return
+        if epoch != s.epoch:
+            # A new connection: the old one's tickets can no longer be trusted to fail or succeed in
+            # order, so start again from the oldest unconfirmed message. Late successes still count.
+            s.stale.extend(s.inflight)
+            s.inflight.clear()
+            s.epoch, s.cursor, s.rewind = epoch, 0, False
+        if self._unanswered_too_long(s):
+            oldest = s.inflight[0]
+            self._supervisor.report_lost(
+                ConnectionLostError(
+                    f"no confirmation for {len(oldest.batch)} message(s) within {self._confirm_timeout:g} s"
+                ),
+                epoch,
+            )
+            s.stale.extend(s.inflight)
+            s.inflight.clear()
+            s.rewind = True
+            return  # the next step waits for the new connection
+        if s.rewind:
+            if not self._settle_inflight(s):
+                return
+            s.cursor, s.rewind = 0, False
+            if s.retry_round:
+                # Failures without a broken connection (a leader moving, say): back off by the policy.
+                self._stop.wait(self._retry_policy.next_delay(s.retry_round))
+        if len(s.inflight) >= self._max_in_flight:
+            self._wakeup.wait(0.25)
+            return
+        limit = 1 if s.cursor < s.isolate_until else self._max_batch
+        batch = self.buffer.peek(s.cursor, limit)
+        if not batch:
+            self._wakeup.wait(0.25)
+            return
+        try:
+            future = self._transport.transmit(batch, epoch)
+        except ResilientMQError as exc:
+            if exc.retriable:
+                self._supervisor.report_lost(exc, epoch)
+                return
+            raise
+        future.add_done_callback(lambda _f: self._wakeup.set())
+        s.inflight.append(_Ticket(batch, epoch, future, time.monotonic()))
+        resent = sum(1 for e in batch if e.seq <= s.highest_sent)
+        s.highest_sent = max(s.highest_sent, batch[-1].seq)
+        s.cursor = batch[-1].seq
+        with self._lock:
+            self._counters["sent"] += len(batch)
+            self._counters["resent"] += resent
+
+    def _reap(self, s: _SenderState) -> None:
+        """Settle finished tickets: in order for the live connection, in any order for dead ones."""
+        while s.inflight and s.inflight[0].future.done():
+            self._settle(s, s.inflight.popleft(), live=True)
+        for ticket in [t for t in s.stale if t.future.done()]:
+            s.stale.remove(ticket)
+            self._settle(s, ticket, live=False)
+
+    def _unanswered_too_long(self, s: _SenderState) -> bool:
+        # A silent partition or a broker that never answers must not stall the window for ever.
+        return (
+            self._confirm_timeout is not None
+            and bool(s.inflight)
+            and time.monotonic() - s.inflight[0].sent_at > self._confirm_timeout
+        )
+
+    def _settle_inflight(self, s: _SenderState) -> bool:
+        """Before a rewind: wait (bounded) for the live tickets to finish. True when none is left."""
+        if not s.inflight:
+            return True
+        oldest = s.inflight[0]
+        if time.monotonic() - oldest.sent_at > self._settle_timeout:
+            log.warning(
+                "%s: %d batch(es) unanswered after %.0f s; sending again",
+                self._name,
+                len(s.inflight),
+                self._settle_timeout,
+            )
+            s.stale.extend(s.inflight)
+            s.inflight.clear()
+            return True
+        self._wakeup.wait(0.25)
+        return False
+
+    def _settle(self, s: _SenderState, ticket: _Ticket, *, live: bool) -> None:
+        exc = ticket.future.exception()
+        if exc is not None:
+            if not live:
+                return  # its messages are being sent again on the new connection
+            if isinstance(exc, BatchRejectedError):
+                self._rejected(s, ticket, exc)
+            elif isinstance(exc, BatchAbortedError):
+                s.rewind = True  # never attempted: send again at once, no back-off
+            elif isinstance(exc, ConnectionLostError):
+                self._supervisor.report_lost(exc, ticket.epoch)
+                s.rewind = True
+            else:
+                log.info(
+                    "%s: batch of %d not confirmed (%s); sending again", self._name, len(ticket.batch), exc
+                )
+                s.rewind = True
+                s.retry_round += 1
+            return
+        result = ticket.future.result()
+        # A rejection is a fact whichever connection reported it; only confirmations are counted as such.
+        failed = dict(result.failed)
+        retry = set(result.retry)
+        if retry and live:
+            s.rewind = True
+            s.retry_round += 1
+        confirmed = [e.seq for e in ticket.batch if e.seq not in failed and e.seq not in retry]
+        self._confirm(confirmed, failed)
+        if confirmed and not retry:
+            s.retry_round = 0
+
+    def _rejected(self, s: _SenderState, ticket: _Ticket, exc: BatchRejectedError) -> None:
+        if len(ticket.batch) == 1:
+            cause = exc.cause or PermanentDeliveryError(str(exc))
+            log.error(
+                "%s: message %s to %s rejected by the broker: %s",
+                self._name,
+                ticket.batch[0].id,
+                ticket.batch[0].destination,
+                cause,
+            )
+            self._confirm([], {ticket.batch[0].seq: cause})
+        else:
+            log.warning(
+                "%s: broker rejected a batch of %d (%s); sending it one by one to find the culprit",
+                self._name,
+                len(ticket.batch),
+                exc,
+            )
+            s.isolate_until = max(s.isolate_until, ticket.batch[-1].seq)
+        s.rewind = True
+
+    def _confirm(self, confirmed: Sequence[int], failed: Mapping[int, BaseException]) -> None:
+        removed = self.buffer.remove(confirmed) if confirmed else 0
+        records = self.buffer.fail(failed.items()) if failed else []
+        with self._lock:
+            self._counters["confirmed"] += removed
+            self._counters["failed"] += len(records)
+            self._drained.notify_all()
+
+
+@dataclass
+class _SenderState:
+    epoch: int = -1
+    cursor: int = 0  # highest seq handed to the transport on this epoch
+    highest_sent: int = 0  # highest seq ever handed over, to count re-sends
+    isolate_until: int = 0  # up to this seq, send one message per batch
+    rewind: bool = False
+    retry_round: int = 0
+    inflight: deque[_Ticket] = field(default_factory=deque)
+    stale: list[_Ticket] = field(default_factory=list)
+
+
+class _WakeOnStateChange:
+    """Supervisor listener that wakes the sender when the connection state moves."""
+
+    def __init__(self, wakeup: threading.Event) -> None:
+        self._wakeup = wakeup
+
+    def on_state_changed(self, old: ConnectionState, new: ConnectionState) -> None:
+        self._wakeup.set()

@@ -1,0 +1,255 @@
+"""The outbox's sender with a scripted transport: confirmation, re-send on a new connection, rejection."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from resilientmq import (
+    ClientClosedError,
+    ConnectionLostError,
+    MemoryBuffer,
+    PermanentDeliveryError,
+    ReconnectPolicy,
+    SqliteBuffer,
+)
+from resilientmq.buffer import Envelope, NewMessage
+from resilientmq.outbox import BatchRejectedError, BatchResult, Outbox
+from resilientmq.supervisor import Endpoints, Supervisor
+from resilientmq.testing import wait_until
+
+
+class Connector:
+    def __init__(self) -> None:
+        self.up = threading.Event()
+
+    def open(self, endpoint: str) -> None:
+        self.up.set()
+
+    def close(self) -> None:
+        self.up.clear()
+
+
+class Transport:
+    """A scripted broker-side: records deliveries; the test decides what each batch's future does."""
+
+    def __init__(self, auto: bool = True) -> None:
+        self.auto = auto
+        self.delivered: list[bytes] = []
+        self.batches: list[tuple[int, list[bytes]]] = []
+        self.pending: list[tuple[Sequence[Envelope], Future[BatchResult]]] = []
+        self.reject: set[bytes] = set()
+        self.cond = threading.Condition()
+
+    def transmit(self, batch: Sequence[Envelope], epoch: int) -> Future[BatchResult]:
+        fut: Future[BatchResult] = Future()
+        with self.cond:
+            self.batches.append((epoch, [e.body for e in batch]))
+            bad = [e for e in batch if e.body in self.reject]
+            if bad and len(batch) > 1:
+                fut.set_exception(BatchRejectedError("ERROR frame without a receipt id"))
+            elif bad:
+                fut.set_exception(BatchRejectedError("rejected", PermanentDeliveryError("forbidden")))
+            elif self.auto:
+                self.delivered.extend(e.body for e in batch)
+                fut.set_result(BatchResult())
+            else:
+                self.pending.append((batch, fut))
+            self.cond.notify_all()
+        return fut
+
+    def wait_batches(self, n: int, timeout: float = 5) -> None:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.batches) >= n, timeout), self.batches
+
+
+@pytest.fixture
+def rig() -> Iterator[tuple[Supervisor[str], Transport, Any]]:
+    made: list[Outbox] = []
+    sup: Supervisor[str] = Supervisor(
+        Connector(), Endpoints(["a"]), ReconnectPolicy(initial_delay=0.01, max_delay=0.05)
+    )
+    transport = Transport()
+
+    def outbox(**kw: Any) -> Outbox:
+        ob = Outbox(kw.pop("buffer", MemoryBuffer(1000)), transport, sup, **kw)
+        made.append(ob)
+        return ob
+
+    yield sup, transport, outbox
+    for ob in made:
+        ob.close()
+    sup.close()
+
+
+def msgs(*names: str) -> list[NewMessage]:
+    return [NewMessage("/queue/q", n.encode()) for n in names]
+
+
+def test_messages_flow_in_order_and_leave_only_when_confirmed(rig: Any) -> None:
+    sup, transport, outbox = rig
+    transport.auto = False
+    ob = outbox()
+    sup.connect()
+    ob.put(msgs("a", "b", "c"))
+    transport.wait_batches(1)
+    assert len(ob) == 3  # sent, not yet confirmed
+    assert ob.flush(0.2) is False
+    for _batch, fut in transport.pending:
+        fut.set_result(BatchResult())
+    assert ob.flush(5) is True
+    assert len(ob) == 0
+    s = ob.stats()
+    assert (s["accepted"], s["confirmed"], s["buffered"]) == (3, 3, 0)
+
+
+def test_buffered_while_disconnected_then_delivered(rig: Any) -> None:
+    sup, transport, outbox = rig
+    ob = outbox()
+    ob.put(msgs(*"abcde"))
+    assert ob.flush(0.1) is False and transport.batches == []
+    sup.connect()
+    assert ob.flush(5) is True
+    assert transport.delivered == [b"a", b"b", b"c", b"d", b"e"]
+
+
+def test_new_connection_resends_every_unconfirmed_message_in_order(rig: Any) -> None:
+    sup, transport, outbox = rig
+    transport.auto = False
+    ob = outbox(max_batch=2)
+    sup.connect()
+    ob.put(msgs("1", "2", "3", "4"))
+    transport.wait_batches(2)
+    first, second = transport.pending
+    first[1].set_result(BatchResult())  # 1, 2 confirmed on the old connection
+    transport.auto = True
+    # The connection dies with 3, 4 unconfirmed: their future fails and a reconnect follows.
+    second[1].set_exception(ConnectionLostError("reset"))
+    assert ob.flush(5) is True
+    assert transport.delivered == [b"3", b"4"]
+    assert transport.batches[-1][0] == 2  # sent again on epoch 2
+    assert ob.stats()["resent"] == 2 and ob.stats()["reconnects"] == 1
+
+
+def test_late_success_from_a_dead_connection_still_counts(rig: Any) -> None:
+    sup, transport, outbox = rig
+    transport.auto = False
+    ob = outbox()
+    sup.connect()
+    ob.put(msgs("x"))
+    transport.wait_batches(1)
+    ((_, old),) = transport.pending
+    sup.report_lost(ConnectionLostError("cut"), sup.epoch)
+    transport.wait_batches(2)  # re-sent on the new connection
+    old.set_result(BatchResult())  # ...but the old one made it after all
+    assert ob.flush(5) is True
+
+
+def test_rejected_batch_is_isolated_and_only_the_culprit_fails(rig: Any) -> None:
+    sup, transport, outbox = rig
+    transport.reject = {b"bad"}
+    ob = outbox(max_batch=10)
+    sup.connect()
+    ob.put(msgs("a", "bad", "c"))
+    assert ob.flush(5) is False  # one message failed
+    assert transport.delivered == [b"a", b"c"]
+    (failed,) = ob.failed()
+    assert failed.body == b"bad" and failed.reason == "forbidden"
+    assert failed.error_type == "PermanentDeliveryError"
+    ob.put(msgs("d"))
+    assert ob.flush(5) is True  # no new failure since the previous flush
+
+
+def test_per_message_permanent_failures_and_retries(rig: Any) -> None:
+    sup, transport, outbox = rig
+    transport.auto = False
+    ob = outbox()
+    sup.connect()
+    ob.put(msgs("ok", "toobig", "later"))
+    transport.wait_batches(1)
+    batch, fut = transport.pending[0]
+    seq = {e.body: e.seq for e in batch}
+    transport.auto = True
+    fut.set_result(
+        BatchResult(
+            failed={seq[b"toobig"]: PermanentDeliveryError("too big")},
+            retry={seq[b"later"]: ConnectionLostError("leader moved")},
+        )
+    )
+    assert ob.flush(5) is False
+    assert transport.delivered == [b"later"]
+    assert [f.body for f in ob.failed()] == [b"toobig"]
+
+
+def test_close_keeps_what_is_left_and_refuses_more(rig: Any, tmp_path: Any) -> None:
+    _sup, _transport, outbox = rig
+    ob = outbox(buffer=SqliteBuffer(tmp_path / "left.db"))
+    ob.put(msgs("p", "q"))  # never connected: nothing can be confirmed
+    assert ob.close(drain_timeout=0.1) is False
+    with pytest.raises(ClientClosedError):
+        ob.put(msgs("r"))
+    again = SqliteBuffer(tmp_path / "left.db")
+    assert [e.body for e in again.peek()] == [b"p", b"q"]
+    again.close()
+
+
+def test_many_threads_put_concurrently_without_loss(rig: Any) -> None:
+    sup, transport, outbox = rig
+    ob = outbox(buffer=MemoryBuffer(100_000))
+    sup.connect()
+
+    def producer(t: int) -> None:
+        for i in range(500):
+            ob.put(msgs(f"{t}-{i}"))
+
+    threads = [threading.Thread(target=producer, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ob.flush(10) is True
+    assert len(transport.delivered) == 4000 and len(set(transport.delivered)) == 4000
+    for t in range(8):  # each producer's order is kept
+        mine = [d for d in transport.delivered if d.startswith(f"{t}-".encode())]
+        assert mine == [f"{t}-{i}".encode() for i in range(500)]
+
+
+def test_a_batch_never_answered_is_sent_again_on_a_new_connection(rig: Any) -> None:
+    sup, transport, outbox = rig
+    transport.auto = False
+    ob = outbox(confirm_timeout=0.3)
+    sup.connect()
+    ob.put(msgs("silent"))
+    transport.wait_batches(1)
+    transport.auto = True  # the first batch is swallowed (a partition); the re-send is answered
+    assert ob.flush(5) is True
+    assert transport.batches[-1] == (2, [b"silent"])
+    assert ob.stats()["connection_losses"] == 1
+
+
+def test_a_rejection_reported_by_a_dead_connection_still_fails_the_message(rig: Any) -> None:
+    sup, transport, outbox = rig
+    transport.auto = False
+    ob = outbox()
+    sup.connect()
+    ob.put(msgs("ok", "forbidden"))
+    transport.wait_batches(1)
+    ((batch, old),) = transport.pending
+    seq = {e.body: e.seq for e in batch}
+    sup.report_lost(ConnectionLostError("cut"), sup.epoch)
+    transport.wait_batches(2)  # sent again on the new connection; that copy stays unanswered
+    # The dead connection's answer arrives late: "forbidden" was refused, "ok" unanswered.
+    old.set_result(
+        BatchResult(
+            failed={seq[b"forbidden"]: PermanentDeliveryError("forbidden")},
+            retry={seq[b"ok"]: ConnectionLostError("cut")},
+        )
+    )
+    assert wait_until(lambda: [f.body for f in ob.failed()] == [b"forbidden"])
+    assert len(ob) == 1  # "ok" is still owed: neither confirmed nor failed
+    assert ob.stats()["confirmed"] == 0
+
