@@ -1,0 +1,1 @@
+"""Private pieces of the STOMP adapter (``resilientmq.stomp``)."""
