@@ -1,0 +1,251 @@
+"""Outages against a real tansu broker behind a ChaosProxy: nothing accepted by send() may be lost.
+
+Every count comes from an independent consumer reading the broker (``assign()``, no group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import kafka.errors as Errors
+import pytest
+from kafka import KafkaProducer
+from kafka_support import (
+    FAST_KAFKA,
+    KafkaBed,
+    Pacer,
+    ProducerFactory,
+    at,
+    read_topic,
+)
+
+from resilientmq import ConnectionState
+from resilientmq.testing import wait_until
+
+HERE = Path(__file__).parent
+
+
+def _chaos(bed: KafkaBed, pacer: Pacer) -> None:
+    """Refuse, reset and blackhole every connection while ``pacer`` sends (about 9 s)."""
+    start = time.monotonic()
+    pacer.start()
+    at(start, 1.0)
+    bed.proxy.cut()  # reset: every open connection gets an RST
+    at(start, 2.0)
+    bed.proxy.down()  # refuse: nothing listens, open connections are reset
+    at(start, 4.5)
+    bed.proxy.up()
+    at(start, 5.5)
+    bed.proxy.blackhole()  # a silent partition, longer than delivery_timeout_ms
+    at(start, 8.0)
+    bed.proxy.heal()
+    at(start, 8.5)
+    bed.proxy.cut()
+    pacer.join(60)
+
+
+N_CHAOS = 3000
+
+
+def _value(i: int) -> bytes:
+    return b"%d" % i
+
+
+def test_chaos_loses_nothing_and_keeps_the_order_per_key(
+    bed: KafkaBed, make_producer: ProducerFactory, topic: str, chaos_report: Callable[..., None]
+) -> None:
+    producer = make_producer()
+    pacer = Pacer(lambda i: producer.send(topic, _value(i), key=b"k%d" % (i % 8)), N_CHAOS, 0.003)
+    _chaos(bed, pacer)
+
+    assert pacer.errors == []
+    assert producer.flush(timeout=60) is True
+    stats = producer.stats()
+    assert stats["connection_losses"] >= 1 and stats["resent"] > 0, f"the chaos did not bite: {stats}"
+    assert all(f.succeeded() for f in pacer.futures)
+    tally = read_topic(bed, topic, [_value(i) for i in range(N_CHAOS)])
+    chaos_report(sent=N_CHAOS, lost=len(tally.lost), duplicates=tally.duplicates, resent=stats["resent"],
+                 connection_losses=stats["connection_losses"])  # fmt: skip
+    assert tally.lost == []
+    assert tally.keys_out_of_order(int) == []
+
+
+def test_bursts_in_flight_during_faults_keep_their_order(
+    bed: KafkaBed, make_producer: ProducerFactory, topic: str, chaos_report: Callable[..., None]
+) -> None:
+    """As fast as send() goes: thousands of records sit inside kafka-python when each fault strikes."""
+    n = 20_000
+    producer = make_producer()
+    pacer = Pacer(lambda i: producer.send(topic, _value(i), key=b"k%d" % (i % 8)), n, 0.0)
+    start = time.monotonic()
+    pacer.start()
+    wait_until(lambda: producer.stats()["confirmed"] >= 2000, 30, what="records flowing")
+    bed.proxy.blackhole()
+    at(start, time.monotonic() - start + 3.5)
+    bed.proxy.heal()
+    wait_until(lambda: producer.stats()["confirmed"] >= 8000, 60, what="records flowing again")
+    bed.proxy.down()  # refused for longer than delivery_timeout_ms, with a burst in flight
+    at(start, time.monotonic() - start + 3.5)
+    bed.proxy.up()
+    pacer.join(60)
+
+    assert pacer.errors == []
+    assert producer.flush(timeout=60) is True
+    stats = producer.stats()
+    assert stats["connection_losses"] >= 2 and stats["resent"] > 0, f"the faults did not bite: {stats}"
+    tally = read_topic(bed, topic, [_value(i) for i in range(n)])
+    chaos_report(sent=n, lost=len(tally.lost), duplicates=tally.duplicates, resent=stats["resent"],
+                 connection_losses=stats["connection_losses"])  # fmt: skip
+    assert tally.lost == []
+    assert tally.keys_out_of_order(int) == []
+
+
+def test_evidence_plain_kafka_producer_loses_records_in_the_same_chaos(
+    bed: KafkaBed, topic: str, chaos_report: Callable[..., None]
+) -> None:
+    """Not a claim about kafka-python's exact losses (they vary): the figures are printed and recorded.
+
+    Besides failing futures, kafka-python 3.0.12 can stall for good after resetting its producer id: those
+    records neither fail nor succeed ("stuck" below) and close() cannot flush them.
+    """
+    producer = KafkaProducer(bootstrap_servers=bed.servers, **FAST_KAFKA)
+    try:
+        pacer = Pacer(lambda i: producer.send(topic, _value(i), key=b"k%d" % (i % 8)), N_CHAOS, 0.003)
+        _chaos(bed, pacer)
+        with contextlib.suppress(Errors.KafkaTimeoutError):
+            producer.flush(timeout=5)
+        acknowledged = [i for i, f in enumerate(pacer.futures) if f.succeeded()]
+        failed = sum(1 for f in pacer.futures if f.failed())
+        stuck = sum(1 for f in pacer.futures if not f.is_done)
+    finally:
+        with contextlib.suppress(Errors.KafkaTimeoutError):
+            producer.close(timeout=2)
+        if not producer._closed:  # stalled: its own close() cannot finish, so abandon its records
+            producer._sender.force_close()
+            producer._sender.join(5)
+            producer.close(timeout=0)
+    tally = read_topic(bed, topic, [_value(i) for i in acknowledged])
+    lost = N_CHAOS - len(set(tally.values))
+    chaos_report(client="plain KafkaProducer", sent=N_CHAOS, lost=lost, futures_failed=failed, stuck=stuck)
+    assert tally.lost == []  # what kafka-python did acknowledge is there: the counting is sound
+
+
+def test_constructed_while_the_broker_is_unreachable_it_buffers_then_delivers(
+    bed: KafkaBed, make_producer: ProducerFactory, topic: str
+) -> None:
+    bed.proxy.down()
+    started = time.monotonic()
+    producer = make_producer()
+    futures = [producer.send(topic, _value(i), key=b"k") for i in range(500)]
+    assert time.monotonic() - started < 2.0, "construction or send() waited for the broker"
+    assert producer.connection_state is ConnectionState.CONNECTING
+    assert producer.get_buffer_size() == 500 and not any(f.is_done for f in futures)
+
+    bed.proxy.up()
+    assert producer.flush(timeout=30) is True
+    assert [f.get(timeout=1).offset for f in futures] == list(range(500))
+    tally = read_topic(bed, topic, [_value(i) for i in range(500)])
+    assert tally.lost == [] and tally.duplicates == 0
+
+
+def test_broker_killed_and_restarted_delivers_what_was_buffered_and_what_came_after(
+    bed: KafkaBed, make_producer: ProducerFactory, topic: str, chaos_report: Callable[..., None]
+) -> None:
+    producer = make_producer()
+    before = [producer.send(topic, b"before-%d" % i, key=b"k") for i in range(200)]
+    assert producer.flush(timeout=20) is True
+
+    bed.broker.kill()  # memory storage: every record written so far is gone with it
+    during = [producer.send(topic, b"during-%d" % i, key=b"k") for i in range(300)]
+    wait_until(
+        lambda: producer.connection_state is not ConnectionState.CONNECTED, 15, what="the loss noticed"
+    )
+    assert not any(f.is_done for f in during)
+    bed.broker.restart()
+    after = [producer.send(topic, b"after-%d" % i, key=b"k") for i in range(200)]
+    assert producer.flush(timeout=60) is True
+
+    assert all(f.succeeded() for f in before + during + after)
+    expected = [b"during-%d" % i for i in range(300)] + [b"after-%d" % i for i in range(200)]
+    tally = read_topic(bed, topic, expected)
+    survivors = sum(1 for v in tally.values if v.startswith(b"before-"))
+    chaos_report(
+        sent=len(expected), lost=len(tally.lost), duplicates=tally.duplicates, pre_kill_survivors=survivors
+    )
+    assert tally.lost == []
+    assert survivors == 0  # confirms the broker really lost its data: the records above came from us
+    assert tally.keys_out_of_order(expected.index) == []
+
+
+def test_kill_9_of_the_producer_process_loses_nothing_with_buffer_path(
+    bed: KafkaBed,
+    make_producer: ProducerFactory,
+    topic: str,
+    tmp_path: Path,
+    chaos_report: Callable[..., None],
+) -> None:
+    path = tmp_path / "outbox.db"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    child = subprocess.Popen(
+        [sys.executable, str(HERE / "kafka_child.py"), bed.servers, topic, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    accepted: queue.Queue[int] = queue.Queue()
+
+    def read_stdout() -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            accepted.put(int(line))
+
+    reader = threading.Thread(target=read_stdout, daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: accepted.qsize() >= 300, 30, what="the child to send 300 records")
+        bed.proxy.blackhole()  # records stay unconfirmed in flight and pile up in the file
+        seen = accepted.qsize()
+        wait_until(lambda: accepted.qsize() >= seen + 300, 30, what="300 more records")
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    reader.join(10)
+    numbers = sorted(accepted.queue)
+    assert numbers == list(range(len(numbers)))
+    bed.proxy.heal()
+
+    successor = make_producer(buffer_path=path)
+    left = successor.get_buffer_size()
+    assert left >= 300  # the records accepted during the blackhole were never confirmed
+    assert successor.flush(timeout=60) is True
+    tally = read_topic(bed, topic, [_value(i) for i in numbers])
+    chaos_report(accepted=len(numbers), left_in_file=left, lost=len(tally.lost), duplicates=tally.duplicates)
+    assert tally.lost == []
+    assert tally.keys_out_of_order(int) == []
+
+
+@pytest.mark.soak
+def test_soak_repeated_chaos(bed: KafkaBed, make_producer: ProducerFactory, topic: str) -> None:
+    """Five rounds of the chaos above on one producer (about a minute)."""
+    producer = make_producer()
+    total = 0
+    for _ in range(5):
+        base = total
+        pacer = Pacer(
+            lambda i, b=base: producer.send(topic, _value(b + i), key=b"k%d" % (i % 8)), N_CHAOS, 0.003
+        )
+        _chaos(bed, pacer)
+        total += N_CHAOS
+    assert producer.flush(timeout=120) is True
+    tally = read_topic(bed, topic, [_value(i) for i in range(total)], timeout=60)
+    assert tally.lost == []
+    assert tally.keys_out_of_order(int) == []
