@@ -41,13 +41,16 @@ _STUCK = (ConnectionState.FAILED, ConnectionState.DISCONNECTED, ConnectionState.
 class BatchRejectedError(ResilientMQError):
     """The broker rejected a batch without saying which message was at fault.
 
-    The outbox then sends that range one message at a time; a message rejected on its own fails for good
-    with ``cause``.
+    The outbox then sends that range one message at a time, waiting for each answer; a message rejected on
+    its own fails for good with ``cause``. ``exact`` is False when the transport only inferred which batch
+    the broker meant (an ERROR naming no frame while other frames were unanswered): such a rejection never
+    fails a message, it only makes the outbox send it again on its own.
     """
 
-    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+    def __init__(self, message: str, cause: BaseException | None = None, *, exact: bool = True) -> None:
         super().__init__(message)
         self.cause = cause
+        self.exact = exact
 
 
 class BatchAbortedError(ResilientMQError):
@@ -247,10 +250,13 @@ class Outbox:
             if s.retry_round:
                 # Failures without a broken connection (a leader moving, say): back off by the policy.
                 self._stop.wait(self._retry_policy.next_delay(s.retry_round))
-        if len(s.inflight) >= self._max_in_flight:
+        isolating = s.cursor < s.isolate_until
+        # While isolating, one message at a time: a broker may answer out of order (RabbitMQ's receipts
+        # wait for publisher confirms, its ERRORs do not), so only a lone message can be blamed for sure.
+        if len(s.inflight) >= (1 if isolating else self._max_in_flight):
             self._wakeup.wait(0.25)
             return
-        limit = 1 if s.cursor < s.isolate_until else self._max_batch
+        limit = 1 if isolating else self._max_batch
         batch = self.buffer.peek(s.cursor, limit)
         if not batch:
             self._wakeup.wait(0.25)
@@ -337,7 +343,7 @@ class Outbox:
             s.retry_round = 0
 
     def _rejected(self, s: _SenderState, ticket: _Ticket, exc: BatchRejectedError) -> None:
-        if len(ticket.batch) == 1:
+        if len(ticket.batch) == 1 and exc.exact:
             cause = exc.cause or PermanentDeliveryError(str(exc))
             log.error(
                 "%s: message %s to %s rejected by the broker: %s",
@@ -347,7 +353,7 @@ class Outbox:
                 cause,
             )
             self._confirm([], {ticket.batch[0].seq: cause})
-        else:
+        elif exc.exact:
             log.warning(
                 "%s: broker rejected a batch of %d (%s); sending it one by one to find the culprit",
                 self._name,
@@ -355,6 +361,15 @@ class Outbox:
                 exc,
             )
             s.isolate_until = max(s.isolate_until, ticket.batch[-1].seq)
+        else:
+            # The culprit may be any message this connection still owed an answer for.
+            log.warning(
+                "%s: broker refused one of the %d message(s) in flight (%s); sending them one by one",
+                self._name,
+                s.cursor - ticket.batch[0].seq + 1,
+                exc,
+            )
+            s.isolate_until = max(s.isolate_until, s.cursor, ticket.batch[-1].seq)
         s.rewind = True
 
     def _confirm(self, confirmed: Sequence[int], failed: Mapping[int, BaseException]) -> None:

@@ -80,15 +80,21 @@ def test_rabbitmq_unknown_exchange_fails_that_message_only(rabbitmq_stomp: tuple
         conn = _resilient(proxy.address)
         target.connect(conn)
         ok = target.destination("ok")
-        conn.send(ok, "before")
-        conn.send("/exchange/rmq-test-no-such-exchange/key", "lost in space")  # RabbitMQ: ERROR, then close
-        conn.send(ok, "after")
+        # RabbitMQ answers the bad SEND with an ERROR naming no frame, then closes, while the receipts of
+        # earlier SENDs still wait for publisher confirms: the blame must not land on one of those.
+        expected = [f"before-{i}" for i in range(200)] + [f"after-{i}" for i in range(200)]
+        for body in expected[:200]:
+            conn.send(ok, body)
+        conn.send("/exchange/rmq-test-no-such-exchange/key", "lost in space")
+        for body in expected[200:]:
+            conn.send(ok, body)
         assert conn.flush(60) is False
         (failed,) = conn.get_failed_messages()
         assert failed.error_type == DestinationError.__name__
         assert "no exchange" in failed.reason
+        assert failed.body == b"lost in space"
         conn.close()
-        t = consume_all(target, ok, ["before", "after"])
+        t = consume_all(target, ok, expected)
         assert t.lost == 0
     finally:
         proxy.close()

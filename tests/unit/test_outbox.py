@@ -253,3 +253,33 @@ def test_a_rejection_reported_by_a_dead_connection_still_fails_the_message(rig: 
     assert len(ob) == 1  # "ok" is still owed: neither confirmed nor failed
     assert ob.stats()["confirmed"] == 0
 
+
+def test_an_inferred_rejection_never_fails_a_lone_message_and_isolation_waits_for_each_answer(
+    rig: Any,
+) -> None:
+    sup, transport, outbox = rig
+    transport.auto = False
+    ob = outbox(max_batch=1, max_in_flight=4)
+    sup.connect()
+    ob.put(msgs("innocent", "culprit", "after"))
+    transport.wait_batches(3)  # pipelined: three single-message batches in flight
+    f1, f2, f3 = (fut for _batch, fut in transport.pending)
+    # An ERROR naming no frame came while all three were unanswered; the transport guesses the oldest.
+    f1.set_exception(BatchRejectedError("guessed", PermanentDeliveryError("no exchange"), exact=False))
+    f2.set_exception(ConnectionLostError("closed"))
+    f3.set_exception(ConnectionLostError("closed"))
+    # Sent again one at a time: the next is written only once the previous one is answered.
+    transport.wait_batches(4)
+    with transport.cond:
+        assert transport.cond.wait_for(lambda: len(transport.pending) == 4, 5), transport.batches
+        assert len(transport.batches) == 4
+    assert transport.batches[3][1] == [b"innocent"]
+    transport.pending[3][1].set_result(BatchResult())
+    transport.wait_batches(5)
+    assert transport.batches[4][1] == [b"culprit"]
+    transport.pending[4][1].set_exception(BatchRejectedError("it", PermanentDeliveryError("no exchange")))
+    transport.auto = True
+    assert ob.flush(5) is False
+    assert [f.body for f in ob.failed()] == [b"culprit"]
+    assert b"after" in transport.delivered
+    assert ob.stats()["confirmed"] == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pytest
 from stomp.utils import Frame
 
@@ -13,6 +15,8 @@ from resilientmq import (
     PermanentDeliveryError,
 )
 from resilientmq._stomp.errors import classify_error_frame
+from resilientmq._stomp.link import Deliveries, Link
+from resilientmq.outbox import BatchRejectedError, BatchResult
 
 
 @pytest.mark.parametrize(
@@ -35,3 +39,28 @@ def test_classification(message: str, body: str, connecting: bool, expected: typ
     error = classify_error_frame(Frame("ERROR", {"message": message}, body), connecting=connecting)
     assert type(error) is expected
     assert message in str(error)
+
+
+def _link_with(*receipts: str) -> tuple[Link, list[Future[BatchResult]]]:
+    link = Link(1, ("127.0.0.1", 1), lambda _link, _reason: None, Deliveries())
+    link.on_connected(Frame("CONNECTED", {"server": "RabbitMQ/3"}, ""))
+    return link, [link.expect({r: i}) for i, r in enumerate(receipts)]
+
+
+def _refusal() -> Frame:
+    return Frame("ERROR", {"message": "not_found"}, "NOT_FOUND - no exchange 'x' in vhost '/'")
+
+
+@pytest.mark.parametrize(("awaited", "exact"), [(("r1",), True), (("r1", "r2"), False)])
+def test_an_error_naming_no_frame_is_blamed_exactly_only_when_one_frame_was_awaited(
+    awaited: tuple[str, ...], exact: bool
+) -> None:
+    link, futures = _link_with(*awaited)
+    link.on_error(_refusal())  # no receipt-id: RabbitMQ's answer to a SEND to a missing exchange
+    link.on_disconnected()  # ...after which it closes the connection
+    blamed = futures[0].exception()
+    assert isinstance(blamed, BatchRejectedError)
+    assert blamed.exact is exact
+    assert isinstance(blamed.cause, DestinationError)
+    for other in futures[1:]:
+        assert isinstance(other.exception(), ConnectionLostError)

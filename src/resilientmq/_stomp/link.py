@@ -106,6 +106,7 @@ class Link:
         self.subscriptions_ready = False  # restored subscriptions are in place; new ones go out at once
         self._unattributed: ResilientMQError | None = None  # an ERROR without receipt-id
         self._suspect: str | None = None  # the receipt that ERROR most likely belongs to
+        self._suspect_alone = False  # nothing else was awaited then: the blame is certain
         # receipt -> an ERROR without receipt-id that came while it was the oldest outstanding one. Kept
         # after the receipt arrives: RabbitMQ answers a refused SUBSCRIBE with ERROR, then RECEIPT, then
         # closes the connection.
@@ -180,6 +181,7 @@ class Link:
                 if self._unattributed is None and not error.retriable:
                     self._unattributed = error
                     self._suspect = next(iter(self._by_receipt), None)
+                    self._suspect_alone = len({id(p) for p in self._by_receipt.values()}) == 1
                     if self._suspect is not None:
                         self._errors_before[self._suspect] = error
             else:
@@ -215,7 +217,7 @@ class Link:
                 return
             self.dead = True
             by_receipt, self._by_receipt = self._by_receipt, OrderedDict()
-            suspect, unattributed = self._suspect, self._unattributed
+            suspect, unattributed, alone = self._suspect, self._unattributed, self._suspect_alone
         self._settled.set()
         if not self.closing:
             # Before settling: the sender must find the connection already declared lost.
@@ -227,7 +229,8 @@ class Link:
                 continue
             if pending is blamed:
                 assert unattributed is not None
-                actions.append((pending.future, BatchRejectedError(str(unattributed), unattributed)))
+                rejected = BatchRejectedError(str(unattributed), unattributed, exact=alone)
+                actions.append((pending.future, rejected))
             elif pending.confirmed_any or pending.failed or pending.retry:
                 # Keep what was answered; only the unanswered messages go again.
                 retry = dict(pending.retry)
