@@ -230,7 +230,7 @@ def test_unknown_queue_fails_fast_with_its_reason_code(mq: MQTarget) -> None:
     assert "2085" in str(info.value) and "MQRC_UNKNOWN_OBJECT_NAME" in str(info.value)
     with pytest.raises(DestinationError):
         qm.put1("RMQ.NO.SUCH.QUEUE", b"x")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # at once, not retried (a wide bound: CI machines are noisy)
     assert qm.stats()["connection_losses"] == 0 and qm.get_buffer_size() == 0
 
 
@@ -242,7 +242,7 @@ def test_message_too_big_ends_in_the_failed_list_without_retrying(sim_mq: MQTarg
     q.put(b"x" * 200)
     q.put(b"small")
     assert qm.flush(5) is False  # a message failed since the last flush
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # at once, not retried (a wide bound: CI machines are noisy)
     (failed,) = qm.get_failed_messages()
     assert failed.error_type == "MessageTooLargeError" and "2030" in failed.reason
     assert failed.body == b"x" * 200
@@ -260,6 +260,6 @@ def test_bad_credentials_fail_fast(sim_mq: MQTarget) -> None:
     with pytest.raises(AuthenticationError) as info:
         sim_mq.resilient(user="app", password="wrong")
     assert info.value.reason == sim_mq.C.MQRC_NOT_AUTHORIZED  # type: ignore[attr-defined]
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # at once, not retried (a wide bound: CI machines are noisy)
     assert sim_mq.sim.stats["connects"] == 0
     assert sim_mq.resilient(user="app", password="secret").is_connected
