@@ -371,7 +371,7 @@ def test_operation_timeout_bounds_the_wait_for_a_reconnection(sim_mq: MQTarget) 
     started = time.monotonic()
     with pytest.raises(ConnectionLostError, match="operation_timeout"):
         q.get()
-    assert 0.25 < time.monotonic() - started < 3
+    assert 0.25 < time.monotonic() - started < 10  # bounded by operation_timeout, not the reconnect policy
 
 
 def test_calls_fail_once_the_reconnect_policy_gives_up(sim_mq: MQTarget) -> None:

