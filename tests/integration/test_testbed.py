@@ -208,8 +208,13 @@ def test_proxy_forwards_both_ways_and_counts(echo: tuple[str, int]) -> None:
             sender.join(DEADLINE)
             assert bytes(got) == payload
         assert proxy.connections_accepted == 1
-        assert proxy.bytes_to_target == len(payload)
-        assert proxy.bytes_to_client == len(payload)
+        # The proxy counts a chunk once its write returned, which can be after the peer has read it.
+        n = len(payload)
+        assert proxy.wait_for(lambda p: p.bytes_to_target == n and p.bytes_to_client == n, DEADLINE), (
+            proxy.bytes_to_target,
+            proxy.bytes_to_client,
+        )
+        assert (proxy.bytes_to_target, proxy.bytes_to_client) == (n, n)
         assert proxy.wait_for(lambda p: p.active_connections == 0)
 
 
