@@ -315,7 +315,12 @@ class Outbox:
         exc = ticket.future.exception()
         if exc is not None:
             if not live:
-                return  # its messages are being sent again on the new connection
+                # Its messages are being sent again on the new connection. Should the broker refuse them
+                # again, it will be one at a time, so the culprit is found rather than guessed once more.
+                if isinstance(exc, BatchRejectedError):
+                    last = ticket.batch[-1].seq if exc.exact else s.highest_sent
+                    s.isolate_until = max(s.isolate_until, last)
+                return
             if isinstance(exc, BatchRejectedError):
                 self._rejected(s, ticket, exc)
             elif isinstance(exc, BatchAbortedError):

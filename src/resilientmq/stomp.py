@@ -42,6 +42,7 @@ from resilientmq.errors import (
     ReconnectFailedError,
     TransactionRolledBackError,
 )
+from resilientmq.outbox import BatchRejectedError
 from resilientmq.policy import ReconnectPolicy
 from resilientmq.supervisor import ConnectionState, Endpoints, EventDispatcher, tcp_probe
 
@@ -570,7 +571,13 @@ class ResilientActiveMQConnection(ResilientClientMixin, stomp.Connection):  # ty
         self, link: Link, receipt: str, sub: _Subscription, answered: concurrent.futures.Future[Any]
     ) -> None:
         exc = answered.exception()
-        cause = getattr(exc, "cause", None) if exc is not None else link.error_before(receipt)
+        cause: BaseException | None
+        if exc is None:
+            cause = link.error_before(receipt)
+        elif isinstance(exc, BatchRejectedError) and exc.exact:
+            cause = exc.cause
+        else:  # the connection died or the blame was a guess: the next connection replays it alone
+            cause = None
         if cause is not None and not getattr(cause, "retriable", True):
             self._rmq_drop_subscription(sub, cause)
 

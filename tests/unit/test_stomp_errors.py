@@ -64,3 +64,16 @@ def test_an_error_naming_no_frame_is_blamed_exactly_only_when_one_frame_was_awai
     assert isinstance(blamed.cause, DestinationError)
     for other in futures[1:]:
         assert isinstance(other.exception(), ConnectionLostError)
+
+
+@pytest.mark.parametrize(("awaited", "refused"), [(("sub",), True), (("sub", "send"), False)])
+def test_an_error_before_a_receipt_refuses_that_frame_only_when_it_was_the_only_one_awaited(
+    awaited: tuple[str, ...], refused: bool
+) -> None:
+    # RabbitMQ refuses a SUBSCRIBE with ERROR, then RECEIPT, then a close; a SEND's ERROR can come the same
+    # way while that SUBSCRIBE waits, and must not cost the user an innocent subscription.
+    link, futures = _link_with(*awaited)
+    link.on_error(_refusal())
+    link.on_receipt(Frame("RECEIPT", {"receipt-id": "sub"}, ""))
+    assert futures[0].result() == BatchResult()
+    assert (link.error_before("sub") is not None) is refused

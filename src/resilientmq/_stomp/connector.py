@@ -183,7 +183,8 @@ class StompConnector:
             raise BatchRejectedError(str(refusal), refusal)
         except BatchRejectedError as exc:
             cause = exc.cause or exc
-            if getattr(cause, "retriable", False) or link.dead:
+            # A guessed blame is not a refusal: the connection is lost and the next one tries again.
+            if getattr(cause, "retriable", False) or not exc.exact:
                 raise ConnectionLostError(
                     f"subscription {sub.id!r} to {sub.destination} failed: {cause}"
                 ) from exc

@@ -107,7 +107,7 @@ class Link:
         self._unattributed: ResilientMQError | None = None  # an ERROR without receipt-id
         self._suspect: str | None = None  # the receipt that ERROR most likely belongs to
         self._suspect_alone = False  # nothing else was awaited then: the blame is certain
-        # receipt -> an ERROR without receipt-id that came while it was the oldest outstanding one. Kept
+        # receipt -> an ERROR without receipt-id that came while it was the only one awaited. Kept
         # after the receipt arrives: RabbitMQ answers a refused SUBSCRIBE with ERROR, then RECEIPT, then
         # closes the connection.
         self._errors_before: dict[str, ResilientMQError] = {}
@@ -128,7 +128,7 @@ class Link:
         return pending.future
 
     def error_before(self, receipt: str) -> ResilientMQError | None:
-        """The unattributed ERROR that arrived while ``receipt`` was the oldest one awaited, if any."""
+        """The unattributed ERROR that arrived while ``receipt`` was the only one awaited, if any."""
         with self._lock:
             return self._errors_before.get(receipt)
 
@@ -182,7 +182,7 @@ class Link:
                     self._unattributed = error
                     self._suspect = next(iter(self._by_receipt), None)
                     self._suspect_alone = len({id(p) for p in self._by_receipt.values()}) == 1
-                    if self._suspect is not None:
+                    if self._suspect is not None and self._suspect_alone:
                         self._errors_before[self._suspect] = error
             else:
                 if self._unattributed is not None and receipt == self._suspect:
