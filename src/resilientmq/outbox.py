@@ -318,8 +318,7 @@ class Outbox:
                 # Its messages are being sent again on the new connection. Should the broker refuse them
                 # again, it will be one at a time, so the culprit is found rather than guessed once more.
                 if isinstance(exc, BatchRejectedError):
-                    last = ticket.batch[-1].seq if exc.exact else s.highest_sent
-                    s.isolate_until = max(s.isolate_until, last)
+                    self._isolate(s, ticket, exc, s.highest_sent)
                 return
             if isinstance(exc, BatchRejectedError):
                 self._rejected(s, ticket, exc)
@@ -358,24 +357,22 @@ class Outbox:
                 cause,
             )
             self._confirm([], {ticket.batch[0].seq: cause})
-        elif exc.exact:
-            log.warning(
-                "%s: broker rejected a batch of %d (%s); sending it one by one to find the culprit",
-                self._name,
-                len(ticket.batch),
-                exc,
-            )
-            s.isolate_until = max(s.isolate_until, ticket.batch[-1].seq)
         else:
-            # The culprit may be any message this connection still owed an answer for.
-            log.warning(
-                "%s: broker refused one of the %d message(s) in flight (%s); sending them one by one",
-                self._name,
-                s.cursor - ticket.batch[0].seq + 1,
-                exc,
-            )
-            s.isolate_until = max(s.isolate_until, s.cursor, ticket.batch[-1].seq)
+            self._isolate(s, ticket, exc, s.cursor)
         s.rewind = True
+
+    def _isolate(self, s: _SenderState, ticket: _Ticket, exc: BatchRejectedError, in_flight_to: int) -> None:
+        """Send the range the culprit may be in one message at a time: the batch if the broker named it,
+        else everything its connection still owed an answer for (up to ``in_flight_to``)."""
+        last = ticket.batch[-1].seq if exc.exact else max(in_flight_to, ticket.batch[-1].seq)
+        log.warning(
+            "%s: broker refused a message among seq %d..%d (%s); sending them one by one to find it",
+            self._name,
+            ticket.batch[0].seq,
+            last,
+            exc,
+        )
+        s.isolate_until = max(s.isolate_until, last)
 
     def _confirm(self, confirmed: Sequence[int], failed: Mapping[int, BaseException]) -> None:
         removed = self.buffer.remove(confirmed) if confirmed else 0
