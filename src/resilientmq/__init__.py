@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .buffer import Envelope, FailedMessage, MemoryBuffer, OverflowPolicy, SqliteBuffer
-from .errors import (
+from .core.buffer import Envelope, FailedMessage, MemoryBuffer, OverflowPolicy, SqliteBuffer
+from .core.errors import (
     AuthenticationError,
     BufferCorruptError,
     BufferFullError,
@@ -22,9 +22,9 @@ from .errors import (
 )
 from .ibmmq import ResilientQueue, ResilientSubscription, ResilientWebSphereMQQueueManager
 from .kafka import ReconnectAwareKafkaProducer
-from .policy import FOREVER, ReconnectPolicy
+from .core.policy import FOREVER, ReconnectPolicy
 from .stomp import DeduplicatingListener, ResilientActiveMQConnection
-from .supervisor import ConnectionState, ReconnectListener
+from .core.supervisor import ConnectionState, ReconnectListener
 
 __version__ = "0.1.0"
 

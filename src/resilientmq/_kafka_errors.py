@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import kafka.errors as Errors
 
-from .errors import (
+from .core.errors import (
     AuthenticationError,
     ConnectionLostError,
     DestinationError,

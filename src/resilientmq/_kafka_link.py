@@ -24,10 +24,10 @@ from kafka.net.compat import KafkaNetClient
 
 from ._kafka_errors import translate_kafka_error
 from ._kafka_records import RecordFuture, send_args
-from .buffer import Envelope
-from .errors import ClientClosedError, ConnectionLostError
-from .outbox import BatchResult
-from .supervisor import Supervisor
+from .core.buffer import Envelope
+from .core.errors import ClientClosedError, ConnectionLostError
+from .core.outbox import BatchResult
+from .core.supervisor import Supervisor
 
 __all__ = ["KafkaLink"]
 

@@ -19,11 +19,11 @@ from typing import Any
 import stomp
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from resilientmq.buffer import SqliteBuffer
-from resilientmq.errors import ResilientMQError
+from resilientmq.core.buffer import SqliteBuffer
+from resilientmq.core.errors import ResilientMQError
 from resilientmq.ibmmq import ResilientWebSphereMQQueueManager
 from resilientmq.kafka import ReconnectAwareKafkaProducer
-from resilientmq.policy import ReconnectPolicy
+from resilientmq.core.policy import ReconnectPolicy
 from resilientmq.stomp import ResilientActiveMQConnection
 from resilientmq.testing import ActiveMQBroker, ChaosProxy, mqsim, start_tansu_behind_proxy
 

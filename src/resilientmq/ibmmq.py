@@ -53,15 +53,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from ._client import DEFAULT_DRAIN_TIMEOUT, ClientCore, ResilienceOptions, ResilientClientMixin
+from .core.client import ClientCore, ResilientClientMixin
+from .core.options import DEFAULT_DRAIN_TIMEOUT, ResilienceOptions
 from ._mq import codec
 from ._mq.connection import BINDINGS, Connector, copy_struct, make_settings, str_or_none, text
 from ._mq.loader import concrete_class, load_mqi
 from ._mq.objects import ResilientQueue, ResilientSubscription, forget_handle, od_fields, property_handle
 from ._mq.reasons import Disposition, disposition, mq_error, translate
 from ._mq.sender import Sender
-from .buffer import DEFAULT_BLOCK_TIMEOUT, DEFAULT_MAX_MESSAGES, NewMessage, OverflowPolicy
-from .errors import (
+from .core.buffer import DEFAULT_BLOCK_TIMEOUT, DEFAULT_MAX_MESSAGES, NewMessage, OverflowPolicy
+from .core.errors import (
     ClientClosedError,
     ConnectionLostError,
     InvalidMessageError,
@@ -69,8 +70,8 @@ from .errors import (
     ReconnectFailedError,
     TransactionRolledBackError,
 )
-from .policy import ReconnectPolicy
-from .supervisor import ConnectionState, Endpoints
+from .core.policy import ReconnectPolicy
+from .core.supervisor import ConnectionState, Endpoints
 
 __all__ = ["ResilientQueue", "ResilientSubscription", "ResilientWebSphereMQQueueManager"]
 

@@ -55,14 +55,15 @@ from typing import Any
 import kafka.errors as Errors
 from kafka import KafkaProducer
 
-from ._client import DEFAULT_DRAIN_TIMEOUT, ClientCore, ResilienceOptions, ResilientClientMixin
+from .core.client import ClientCore, ResilientClientMixin
+from .core.options import DEFAULT_DRAIN_TIMEOUT, ResilienceOptions
 from ._kafka_errors import kafka_errors
 from ._kafka_link import KafkaLink
 from ._kafka_records import KafkaRecord, RecordEncoder, RecordFuture
-from .buffer import DEFAULT_MAX_MESSAGES, NewMessage, OverflowPolicy
-from .errors import BufferFullError, ClientClosedError, ConnectionLostError, InvalidMessageError
-from .policy import ReconnectPolicy
-from .supervisor import ConnectionState, Endpoints
+from .core.buffer import DEFAULT_MAX_MESSAGES, NewMessage, OverflowPolicy
+from .core.errors import BufferFullError, ClientClosedError, ConnectionLostError, InvalidMessageError
+from .core.policy import ReconnectPolicy
+from .core.supervisor import ConnectionState, Endpoints
 
 __all__ = ["KafkaRecord", "ReconnectAwareKafkaProducer", "RecordFuture"]
 

@@ -25,15 +25,16 @@ import stomp.protocol
 import stomp.transport
 import stomp.utils
 
-from resilientmq._client import ClientCore, ResilienceOptions, ResilientClientMixin
+from resilientmq.core.client import ClientCore, ResilientClientMixin
+from resilientmq.core.options import ResilienceOptions
 from resilientmq._stomp.connector import StompConnector
 from resilientmq._stomp.errors import stomp_errors
 from resilientmq._stomp.link import OWN_RECEIPT_PREFIX, Deliveries, Link
 from resilientmq._stomp.listeners import DeduplicatingListener, TellUserListeners
 from resilientmq._stomp.sender import MESSAGE_ID_HEADER, StompSender
 from resilientmq._stomp.validate import body_bytes, check_destination, ordered_hosts
-from resilientmq.buffer import DEFAULT_BLOCK_TIMEOUT, DEFAULT_MAX_MESSAGES, NewMessage
-from resilientmq.errors import (
+from resilientmq.core.buffer import DEFAULT_BLOCK_TIMEOUT, DEFAULT_MAX_MESSAGES, NewMessage
+from resilientmq.core.errors import (
     AuthenticationError,
     BufferFullError,
     ConnectionLostError,
@@ -42,9 +43,9 @@ from resilientmq.errors import (
     ReconnectFailedError,
     TransactionRolledBackError,
 )
-from resilientmq.outbox import BatchRejectedError
-from resilientmq.policy import ReconnectPolicy
-from resilientmq.supervisor import ConnectionState, Endpoints, EventDispatcher, tcp_probe
+from resilientmq.core.session import BatchRejectedError
+from resilientmq.core.policy import ReconnectPolicy
+from resilientmq.core.supervisor import ConnectionState, Endpoints, EventDispatcher, tcp_probe
 
 __all__ = [
     "DEFAULT_DESTINATION_PREFIXES",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from resilientmq import BufferCorruptError, BufferFullError, BufferInUseError, ClientClosedError
-from resilientmq.buffer import BoundedBuffer, MemoryBuffer, NewMessage, SqliteBuffer
+from resilientmq.core.buffer import BoundedBuffer, MemoryBuffer, NewMessage, SqliteBuffer
 
 Factory = Callable[..., BoundedBuffer]
 
@@ -215,7 +215,7 @@ def test_sqlite_rejects_headers_it_cannot_store(tmp_path: Path) -> None:
 CHILD = textwrap.dedent(
     """
     import sys
-    from resilientmq.buffer import NewMessage, SqliteBuffer
+    from resilientmq.core.buffer import NewMessage, SqliteBuffer
     b = SqliteBuffer(sys.argv[1], 1_000_000)
     i = 0
     while True:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from resilientmq.buffer import NewMessage, SqliteBuffer
 from resilientmq.cli import main
+from resilientmq.core.buffer import NewMessage, SqliteBuffer
 
 
 def test_buffer_shows_pending_and_failed_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

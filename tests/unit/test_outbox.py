@@ -17,21 +17,36 @@ from resilientmq import (
     ReconnectPolicy,
     SqliteBuffer,
 )
-from resilientmq.buffer import Envelope, NewMessage
-from resilientmq.outbox import BatchRejectedError, BatchResult, Outbox
-from resilientmq.supervisor import Endpoints, Supervisor
+from resilientmq.core.buffer import Envelope, NewMessage
+from resilientmq.core.outbox import Outbox
+from resilientmq.core.session import BatchRejectedError, BatchResult, LossReporter
+from resilientmq.core.supervisor import Endpoints, Supervisor
 from resilientmq.testing import wait_until
 
 
-class Connector:
-    def __init__(self) -> None:
-        self.up = threading.Event()
+class Session:
+    """One scripted connection: hands batches to the transport, tagged with its epoch."""
 
-    def open(self, endpoint: str) -> None:
-        self.up.set()
+    def __init__(self, transport: Transport, epoch: int) -> None:
+        self.transport = transport
+        self.epoch = epoch
+
+    def transmit(self, batch: Sequence[Envelope]) -> Future[BatchResult]:
+        return self.transport.transmit(batch, self.epoch)
 
     def close(self) -> None:
-        self.up.clear()
+        pass
+
+
+class Connector:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def open(self, endpoint: str, epoch: int, lost: LossReporter) -> Session:
+        return Session(self.transport, epoch)
+
+    def cancel(self) -> None:
+        pass
 
 
 class Transport:
@@ -68,15 +83,15 @@ class Transport:
 
 
 @pytest.fixture
-def rig() -> Iterator[tuple[Supervisor[str], Transport, Any]]:
+def rig() -> Iterator[tuple[Supervisor[str, Session], Transport, Any]]:
     made: list[Outbox] = []
-    sup: Supervisor[str] = Supervisor(
-        Connector(), Endpoints(["a"]), ReconnectPolicy(initial_delay=0.01, max_delay=0.05)
-    )
     transport = Transport()
+    sup: Supervisor[str, Session] = Supervisor(
+        Connector(transport), Endpoints(["a"]), ReconnectPolicy(initial_delay=0.01, max_delay=0.05)
+    )
 
     def outbox(**kw: Any) -> Outbox:
-        ob = Outbox(kw.pop("buffer", MemoryBuffer(1000)), transport, sup, **kw)
+        ob = Outbox(kw.pop("buffer", MemoryBuffer(1000)), sup, **kw)
         made.append(ob)
         return ob
 

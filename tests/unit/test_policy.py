@@ -7,7 +7,7 @@ import random
 import pytest
 
 from resilientmq import FOREVER, ReconnectPolicy
-from resilientmq.policy import resolve_policy
+from resilientmq.core.policy import resolve_policy
 
 
 class FixedRng:

@@ -16,7 +16,7 @@ from resilientmq import (
 )
 from resilientmq._stomp.errors import classify_error_frame
 from resilientmq._stomp.link import Deliveries, Link
-from resilientmq.outbox import BatchRejectedError, BatchResult
+from resilientmq.core.session import BatchRejectedError, BatchResult
 
 
 @pytest.mark.parametrize(

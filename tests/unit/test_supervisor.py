@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -18,7 +19,22 @@ from resilientmq import (
     ReconnectFailedError,
     ReconnectPolicy,
 )
-from resilientmq.supervisor import Endpoints, Supervisor
+from resilientmq.core.buffer import Envelope
+from resilientmq.core.session import BatchResult, LossReporter
+from resilientmq.core.supervisor import Endpoints, Supervisor
+
+
+class ScriptedSession:
+    def __init__(self, connector: ScriptedConnector, epoch: int, lost: LossReporter) -> None:
+        self.connector = connector
+        self.epoch = epoch
+        self.lost = lost
+
+    def transmit(self, batch: Sequence[Envelope]) -> Future[BatchResult]:
+        raise NotImplementedError("the supervisor tests send nothing")
+
+    def close(self) -> None:
+        self.connector.closes += 1
 
 
 class ScriptedConnector:
@@ -28,19 +44,23 @@ class ScriptedConnector:
         self.failures = failures
         self.error = error or (lambda: ConnectionRefusedError("refused"))
         self.opened: list[str] = []
+        self.epochs: list[int] = []
         self.closes = 0
+        self.cancels = 0
         self.refuse: set[str] = set()
 
-    def open(self, endpoint: str) -> None:
+    def open(self, endpoint: str, epoch: int, lost: LossReporter) -> ScriptedSession:
         self.opened.append(endpoint)
+        self.epochs.append(epoch)
         if endpoint in self.refuse:
             raise ConnectionRefusedError(f"{endpoint} refused")
         if self.failures > 0:
             self.failures -= 1
             raise self.error()
+        return ScriptedSession(self, epoch, lost)
 
-    def close(self) -> None:
-        self.closes += 1
+    def cancel(self) -> None:
+        self.cancels += 1
 
 
 class RecordingWaiter:
@@ -98,9 +118,9 @@ def policy(**kw: Any) -> ReconnectPolicy:
 
 def make(
     connector: ScriptedConnector, endpoints: list[str] | None = None, **kw: Any
-) -> tuple[Supervisor[str], RecordingWaiter, Recorder]:
+) -> tuple[Supervisor[str, ScriptedSession], RecordingWaiter, Recorder]:
     waiter = RecordingWaiter()
-    sup: Supervisor[str] = Supervisor(
+    sup: Supervisor[str, ScriptedSession] = Supervisor(
         connector, Endpoints(endpoints or ["a"]), kw.pop("policy", policy()), waiter=waiter, **kw
     )
     rec = Recorder()
@@ -214,7 +234,7 @@ def test_prefer_primary_returns_to_the_primary_when_it_is_reachable() -> None:
     conn.refuse = {"a"}
     probe_answers = {"a": False}
     waiter = RecordingWaiter()
-    sup: Supervisor[str] = Supervisor(
+    sup: Supervisor[str, ScriptedSession] = Supervisor(
         conn,
         Endpoints(["a", "b"], prefer_primary=True),
         policy(),
@@ -255,7 +275,7 @@ def test_raising_listener_does_not_stop_the_loop() -> None:
 def test_close_interrupts_a_long_reconnect_wait_within_a_second() -> None:
     conn = ScriptedConnector()
     # The real waiter: a 60 s wait that close() must cut short.
-    sup: Supervisor[str] = Supervisor(
+    sup: Supervisor[str, ScriptedSession] = Supervisor(
         conn, Endpoints(["a"]), ReconnectPolicy(initial_delay=60, max_delay=60, jitter=0)
     )
     rec = Recorder()
@@ -278,7 +298,7 @@ def test_close_interrupts_a_long_reconnect_wait_within_a_second() -> None:
 
 def test_close_interrupts_a_blocking_initial_connect() -> None:
     conn = ScriptedConnector(failures=100)
-    sup: Supervisor[str] = Supervisor(
+    sup: Supervisor[str, ScriptedSession] = Supervisor(
         conn, Endpoints(["a"]), ReconnectPolicy(initial_delay=60, max_delay=60, initial_connect_attempts=5)
     )
     errors: list[BaseException] = []
@@ -331,17 +351,15 @@ def test_endpoints_validation_and_randomization() -> None:
 
 def test_loss_reported_while_opening_is_acted_on_once_connected() -> None:
     class DiesDuringOpen(ScriptedConnector):
-        sup: Supervisor[str]
-
-        def open(self, endpoint: str) -> None:
-            super().open(endpoint)
+        def open(self, endpoint: str, epoch: int, lost: LossReporter) -> ScriptedSession:
+            session = super().open(endpoint, epoch, lost)
             if len(self.opened) == 2:
                 # The connection being opened (epoch 2) dies before open() returns.
-                self.sup.report_lost(ConnectionLostError("died during set-up"), epoch=self.sup.epoch + 1)
+                lost(ConnectionLostError("died during set-up"))
+            return session
 
     conn = DiesDuringOpen()
     sup, _, rec = make(conn)
-    conn.sup = sup
     sup.connect()
     sup.report_lost(ConnectionLostError("first loss"), epoch=1)
     # Epoch 2 is declared lost as soon as it is up, so a third connection follows.
@@ -361,7 +379,7 @@ def test_connect_after_disconnect_waits_for_the_stale_cycle_one_open_at_a_time()
             self.release = threading.Event()
             self.lock = threading.Lock()
 
-        def open(self, endpoint: str) -> None:
+        def open(self, endpoint: str, epoch: int, lost: LossReporter) -> ScriptedSession:
             with self.lock:
                 self.inside += 1
                 self.most_inside = max(self.most_inside, self.inside)
@@ -369,7 +387,7 @@ def test_connect_after_disconnect_waits_for_the_stale_cycle_one_open_at_a_time()
                 if len(self.opened) == 1:  # the reconnection after the loss: slow
                     self.entered.set()
                     self.release.wait(5)
-                super().open(endpoint)
+                return super().open(endpoint, epoch, lost)
             finally:
                 with self.lock:
                     self.inside -= 1
@@ -397,18 +415,16 @@ def test_connect_after_disconnect_waits_for_the_stale_cycle_one_open_at_a_time()
 
 def test_a_loss_reported_by_a_failed_attempt_does_not_hit_the_next_connection() -> None:
     class DyingAttempt(ScriptedConnector):
-        sup: Supervisor[str]
-
-        def open(self, endpoint: str) -> None:
-            super().open(endpoint)
+        def open(self, endpoint: str, epoch: int, lost: LossReporter) -> ScriptedSession:
+            session = super().open(endpoint, epoch, lost)
             if len(self.opened) == 2:
                 # This attempt's socket dies during set-up and says so, then the attempt fails.
-                self.sup.report_lost(ConnectionLostError("set-up died"), epoch=self.sup.epoch + 1)
+                lost(ConnectionLostError("set-up died"))
                 raise ConnectionRefusedError("refused")
+            return session
 
     conn = DyingAttempt()
     sup, _, rec = make(conn)
-    conn.sup = sup
     sup.connect()
     sup.report_lost(None, epoch=1)
     rec.wait_for("reconnected")  # attempt 2 failed, attempt 3 connected
@@ -416,3 +432,89 @@ def test_a_loss_reported_by_a_failed_attempt_does_not_hit_the_next_connection() 
     assert sup.state is ConnectionState.CONNECTED
     assert sup.stats()["connection_losses"] == 1
     sup.close()
+
+
+# -- run(): the one way to run an operation on a live connection --------------------------------------
+def test_run_retries_on_the_next_connection_after_a_loss() -> None:
+    conn = ScriptedConnector()
+    sup, _, rec = make(conn)
+    sup.connect()
+    seen: list[int] = []
+
+    def operation(session: ScriptedSession) -> str:
+        seen.append(session.epoch)
+        if len(seen) == 1:
+            raise ConnectionLostError("the socket broke under the call")
+        return f"done on #{session.epoch}"
+
+    assert sup.run("op", operation, timeout=5) == "done on #2"
+    assert seen == [1, 2]  # never again on the connection that broke
+    assert conn.epochs == [1, 2]  # the supervisor named every epoch
+    rec.wait_for("reconnected")
+    sup.close()
+
+
+def test_run_without_retry_reports_the_loss_and_raises() -> None:
+    conn = ScriptedConnector()
+    sup, _, rec = make(conn)
+    sup.connect()
+
+    def operation(session: ScriptedSession) -> None:
+        raise ConnectionLostError("broken")
+
+    with pytest.raises(ConnectionLostError, match="broken"):
+        sup.run("op", operation, retry=False)
+    rec.wait_for("lost")
+    sup.close()
+
+
+def test_run_before_connect_raises_the_disconnected_error_and_when_failed_reconnect_failed() -> None:
+    conn = ScriptedConnector(failures=100)
+    sup, _, _ = make(conn, policy=policy(initial_connect_attempts=1))
+    with pytest.raises(LookupError, match="never connected"):
+        sup.run("op", lambda s: s, disconnected=lambda: LookupError("never connected"))
+    with pytest.raises(ReconnectFailedError):
+        sup.connect()
+    with pytest.raises(ReconnectFailedError, match="op: the connection failed for good"):
+        sup.run("op", lambda s: s)
+    sup.close()
+    with pytest.raises(ClientClosedError):
+        sup.run("op", lambda s: s)
+
+
+def test_run_gives_up_at_its_timeout_while_reconnecting() -> None:
+    class Gate(ScriptedConnector):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = threading.Event()
+
+        def open(self, endpoint: str, epoch: int, lost: LossReporter) -> ScriptedSession:
+            if epoch > 1:
+                self.release.wait(5)  # the reconnection hangs until the test is done
+            return super().open(endpoint, epoch, lost)
+
+    conn = Gate()
+    sup, _, _ = make(conn)
+    sup.connect()
+    sup.report_lost(None)
+    with pytest.raises(ConnectionLostError, match=r"op: no connection within 0.2 s \(reconnecting\)"):
+        sup.run("op", lambda s: s, timeout=0.2)
+    conn.release.set()
+    sup.close()
+
+
+def test_session_is_the_live_one_and_closed_when_replaced() -> None:
+    conn = ScriptedConnector()
+    sup, _, rec = make(conn)
+    sup.connect()
+    first = sup.session()
+    assert first is not None and first.epoch == 1 and sup.session(epoch=2) is None
+    first.lost(ConnectionLostError("reset"))  # the session's own reporter names its epoch
+    rec.wait_for("reconnected")
+    assert conn.closes >= 1  # the dead session was closed before the next one opened
+    second = sup.session()
+    assert second is not None and second.epoch == 2
+    first.lost(ConnectionLostError("late news of the old connection"))
+    assert sup.session() is second  # ignored: it named epoch 1
+    sup.close()
+    assert sup.session() is None and conn.cancels >= 1

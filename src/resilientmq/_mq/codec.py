@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from resilientmq.errors import InvalidMessageError
+from resilientmq.core.errors import InvalidMessageError
 
 __all__ = [
     "adjusted_expiry",

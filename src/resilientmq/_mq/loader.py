@@ -9,7 +9,7 @@ import weakref
 from types import ModuleType
 from typing import Any, TypeVar
 
-from resilientmq.errors import MQClientUnavailableError
+from resilientmq.core.errors import MQClientUnavailableError
 
 __all__ = ["concrete_class", "load_mqi"]
 

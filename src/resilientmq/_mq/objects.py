@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from resilientmq import ibmmq as _api  # a cycle: used at call time only
-from resilientmq.errors import ConnectionLostError
+from resilientmq.core.errors import ConnectionLostError
 
 from . import codec
 from .connection import copy_struct, text

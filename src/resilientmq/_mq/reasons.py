@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from resilientmq.errors import (
+from resilientmq.core.errors import (
     AuthenticationError,
     ConnectionLostError,
     DestinationError,

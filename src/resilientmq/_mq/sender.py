@@ -14,14 +14,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, ClassVar, Protocol
 
-from resilientmq.buffer import Envelope
-from resilientmq.errors import (
+from resilientmq.core.buffer import Envelope
+from resilientmq.core.errors import (
     ConnectionLostError,
     InvalidMessageError,
     PermanentDeliveryError,
     ResilientMQError,
 )
-from resilientmq.outbox import BatchResult
+from resilientmq.core.session import BatchResult
 
 from .codec import adjusted_expiry, decode_value, restore_md
 from .reasons import Disposition, disposition, permanent_failure
@@ -42,7 +42,7 @@ class SenderOwner(Protocol):
 
 
 class Sender:
-    """Implements :class:`resilientmq.outbox.Transport` for MQ (synchronously: MQPUT is synchronous)."""
+    """Implements :class:`resilientmq.core.outbox.Transport` for MQ (synchronously: MQPUT is synchronous)."""
 
     def __init__(self, owner: SenderOwner) -> None:
         self._owner = owner

@@ -13,8 +13,8 @@ import stomp.listener
 import stomp.protocol
 import stomp.utils
 
-from resilientmq.errors import ConnectionLostError
-from resilientmq.outbox import BatchRejectedError
+from resilientmq.core.errors import ConnectionLostError
+from resilientmq.core.session import BatchRejectedError
 
 from .errors import stomp_errors
 from .link import LINK_LISTENER_NAME, OWN_RECEIPT_PREFIX, Link

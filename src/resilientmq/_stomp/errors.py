@@ -9,7 +9,7 @@ from typing import Any
 
 import stomp.exception
 
-from resilientmq.errors import (
+from resilientmq.core.errors import (
     AuthenticationError,
     ConnectionLostError,
     DestinationError,

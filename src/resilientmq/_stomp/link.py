@@ -10,8 +10,8 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
-from resilientmq.errors import ConnectionLostError, ResilientMQError
-from resilientmq.outbox import BatchRejectedError, BatchResult
+from resilientmq.core.errors import ConnectionLostError, ResilientMQError
+from resilientmq.core.session import BatchRejectedError, BatchResult
 
 from .errors import classify_error_frame, describe_frame
 

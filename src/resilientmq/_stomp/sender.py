@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import stomp.utils
 
-from resilientmq.buffer import Envelope
-from resilientmq.errors import ConnectionLostError
-from resilientmq.outbox import BatchAbortedError, BatchResult
+from resilientmq.core.buffer import Envelope
+from resilientmq.core.errors import ConnectionLostError
+from resilientmq.core.session import BatchAbortedError, BatchResult
 
 from .errors import stomp_errors
 from .frames import encode_frame

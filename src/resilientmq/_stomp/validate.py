@@ -7,7 +7,7 @@ from typing import Any
 
 import stomp.utils
 
-from resilientmq.errors import InvalidMessageError
+from resilientmq.core.errors import InvalidMessageError
 
 __all__ = ["body_bytes", "check_destination", "ordered_hosts"]
 

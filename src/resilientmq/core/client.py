@@ -1,86 +1,38 @@
-"""What the three drop-in clients share: their resilience kwargs and the public methods built on the core.
+"""What every client shares: one buffer, supervisor and outbox wired together, and the public methods
+built on them.
 
-An adapter builds one :class:`ClientCore` (buffer + supervisor + outbox) from its kwargs and mixes in
-:class:`ResilientClientMixin` for ``get_buffer_size()``, ``get_failed_messages()``, ``stats()`` and friends,
-so those behave the same on every broker. Attributes are prefixed ``_rmq_`` so they never collide with
-the base client's own.
+A facade builds one :class:`ClientCore` from its :class:`~resilientmq.core.options.ResilienceOptions` and
+its adapter's :class:`~resilientmq.core.session.Connector`, and mixes in :class:`ResilientClientMixin` for
+``flush()``, ``get_buffer_size()``, ``get_failed_messages()``, ``stats()`` and friends, so those behave the
+same on every broker. Facade attributes are prefixed ``_rmq_`` so they never collide with the base client's.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from resilientmq.buffer import (
-    DEFAULT_BLOCK_TIMEOUT,
-    DEFAULT_MAX_MESSAGES,
-    FailedMessage,
-    OverflowPolicy,
-    open_buffer,
-)
-from resilientmq.outbox import Outbox, Transport
-from resilientmq.policy import ReconnectPolicy, resolve_policy
-from resilientmq.supervisor import ConnectionState, Connector, Endpoints, Supervisor
+from .buffer import FailedMessage, open_buffer
+from .options import ResilienceOptions
+from .outbox import Outbox
+from .policy import ReconnectPolicy
+from .session import Connector, Session
+from .supervisor import ConnectionState, Endpoints, Supervisor
 
-__all__ = ["DEFAULT_DRAIN_TIMEOUT", "ClientCore", "ResilienceOptions", "ResilientClientMixin"]
+__all__ = ["ClientCore", "ResilientClientMixin"]
 
 E = TypeVar("E")
-
-DEFAULT_DRAIN_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class ResilienceOptions:
-    """The resilience kwargs every client accepts, validated once."""
-
-    reconnect_policy: ReconnectPolicy
-    buffer_max_messages: int = DEFAULT_MAX_MESSAGES
-    buffer_path: str | None = None
-    buffer_overflow: OverflowPolicy = OverflowPolicy.BLOCK
-    buffer_block_timeout: float | None = DEFAULT_BLOCK_TIMEOUT
-    buffer_fsync: bool = False
-    drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT
-
-    @classmethod
-    def from_kwargs(
-        cls,
-        *,
-        reconnect_tries: int | None = None,
-        reconnect_interval_seconds: float | ReconnectPolicy | None = None,
-        reconnect_policy: ReconnectPolicy | None = None,
-        buffer_max_messages: int = DEFAULT_MAX_MESSAGES,
-        buffer_path: str | os.PathLike[str] | None = None,
-        buffer_overflow: OverflowPolicy | str = OverflowPolicy.BLOCK,
-        buffer_block_timeout: float | None = DEFAULT_BLOCK_TIMEOUT,
-        buffer_fsync: bool = False,
-        drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
-    ) -> ResilienceOptions:
-        if buffer_path is not None and not isinstance(buffer_path, (str, os.PathLike)):
-            raise TypeError(f"buffer_path must be a path or None, got {type(buffer_path).__name__}")
-        if drain_timeout is not None and drain_timeout < 0:
-            raise ValueError(f"drain_timeout must be >= 0 or None, got {drain_timeout!r}")
-        return cls(
-            reconnect_policy=resolve_policy(reconnect_policy, reconnect_tries, reconnect_interval_seconds),
-            buffer_max_messages=buffer_max_messages,
-            buffer_path=None if buffer_path is None else os.fspath(buffer_path),
-            buffer_overflow=OverflowPolicy.coerce(buffer_overflow),
-            buffer_block_timeout=buffer_block_timeout,
-            buffer_fsync=buffer_fsync,
-            drain_timeout=drain_timeout,
-        )
+S = TypeVar("S", bound=Session)
 
 
-class ClientCore(Generic[E]):
-    """One client's buffer, supervisor and outbox, wired together."""
+class ClientCore(Generic[E, S]):
+    """One client's buffer, supervisor and outbox."""
 
     def __init__(
         self,
         name: str,
         options: ResilienceOptions,
-        connector: Connector[E],
+        connector: Connector[E, S],
         endpoints: Endpoints[E],
-        transport: Transport,
         *,
         probe: Any = None,
         primary_probe_interval: float = 30.0,
@@ -97,9 +49,10 @@ class ClientCore(Generic[E]):
             options.buffer_overflow,
             options.buffer_block_timeout,
             fsync=options.buffer_fsync,
+            max_bytes=options.buffer_max_bytes,
         )
         try:
-            self.supervisor: Supervisor[E] = Supervisor(
+            self.supervisor: Supervisor[E, S] = Supervisor(
                 connector,
                 endpoints,
                 options.reconnect_policy,
@@ -109,7 +62,6 @@ class ClientCore(Generic[E]):
             )
             self.outbox = Outbox(
                 self.buffer,
-                transport,
                 self.supervisor,
                 name=name,
                 max_batch=max_batch,
@@ -131,7 +83,7 @@ class ClientCore(Generic[E]):
 class ResilientClientMixin:
     """The public resilience methods, identical on every client."""
 
-    _rmq: ClientCore[Any]
+    _rmq: ClientCore[Any, Any]
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every accepted message is confirmed (or failed); False on timeout.

@@ -43,8 +43,11 @@ def open_buffer(
     block_timeout: float | None = DEFAULT_BLOCK_TIMEOUT,
     *,
     fsync: bool = False,
+    max_bytes: int | None = None,
 ) -> BoundedBuffer:
     """The buffer the adapters' ``buffer_*`` kwargs ask for: durable when a path is given."""
+    if max_bytes is not None:
+        raise NotImplementedError("buffer_max_bytes arrives with the LMDB outbox")
     if buffer_path is None:
         return MemoryBuffer(buffer_max_messages, overflow, block_timeout)
     return SqliteBuffer(buffer_path, buffer_max_messages, overflow, block_timeout, fsync=fsync)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
-from resilientmq.errors import BufferCorruptError, BufferInUseError
+from resilientmq.core.errors import BufferCorruptError, BufferInUseError
 
 from ._base import (
     DEFAULT_BLOCK_TIMEOUT,

@@ -1,9 +1,10 @@
 """The connection supervisor: state machine, the one reconnect loop, endpoint failover, listener fan-out.
 
-Adapters never (re)connect on their own. They hand the supervisor a :class:`Connector` (open a connection
-to one endpoint and restore what lived on the old one; drop the current connection) and report a broken
-connection with :meth:`Supervisor.report_lost`. Everything else — how long to wait, which endpoint next,
-when to give up, who is told — is decided here.
+Adapters never (re)connect on their own. They hand the supervisor a :class:`Connector` that opens a
+:class:`Session` — one connection's life — on one endpoint, for the epoch the supervisor gives it, with a
+function to call when that connection breaks. The supervisor owns the live session and closes it.
+Everything else — how long to wait, which endpoint next, when to give up, who is told — is decided here,
+and :meth:`Supervisor.run` is the one way to run an operation on a live connection through outages.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from .errors import ClientClosedError, ConnectionLostError, ReconnectFailedError, ResilientMQError
 from .policy import ReconnectPolicy
+from .session import Connector, Session
 
 __all__ = [
     "ConnectionState",
-    "Connector",
     "Endpoints",
     "EventDispatcher",
     "EventWaiter",
@@ -33,10 +34,15 @@ __all__ = [
     "tcp_probe",
 ]
 
-log = logging.getLogger("resilientmq.supervisor")
+log = logging.getLogger("resilientmq.core.supervisor")
 
 E = TypeVar("E")
-E_contra = TypeVar("E_contra", contravariant=True)
+S = TypeVar("S", bound=Session)
+T = TypeVar("T")
+
+# How long a connection that an operation found broken may stay CONNECTED before the operation runs on
+# it again anyway (the adapter's "broken" was then about the operation, not the connection).
+_STILL_CONNECTED_GRACE = 1.0
 
 
 class ConnectionState(enum.Enum):
@@ -49,16 +55,6 @@ class ConnectionState(enum.Enum):
     RECONNECTING = "reconnecting"
     FAILED = "failed"
     CLOSED = "closed"
-
-
-class Connector(Protocol[E_contra]):
-    """What an adapter gives the supervisor."""
-
-    def open(self, endpoint: E_contra) -> None:
-        """Connect to ``endpoint`` and restore subscriptions/open objects; raise (translated) on failure."""
-
-    def close(self) -> None:
-        """Drop the current connection, if any. Must not raise."""
 
 
 class ReconnectListener:
@@ -161,12 +157,12 @@ def tcp_probe(host: str, port: int, timeout: float = 2.0) -> bool:
         return False
 
 
-class Supervisor(Generic[E]):
+class Supervisor(Generic[E, S]):
     """Owns one client's connection: connects, notices loss, reconnects by the policy, tells listeners."""
 
     def __init__(
         self,
-        connector: Connector[E],
+        connector: Connector[E, S],
         endpoints: Endpoints[E],
         policy: ReconnectPolicy,
         *,
@@ -191,6 +187,7 @@ class Supervisor(Generic[E]):
         self._generation = 0  # bumped by disconnect()/close() so a running cycle knows to stop
         self._epoch = 0
         self._endpoint: E | None = None
+        self._session: S | None = None
         self._pending_cycle = False
         self._early_loss: tuple[int, BaseException | None] | None = None
         self._next_probe = 0.0
@@ -276,10 +273,11 @@ class Supervisor(Generic[E]):
                 raise self._failure
 
     def report_lost(self, error: BaseException | None = None, epoch: int | None = None) -> None:
-        """An adapter noticed the connection broke. Safe from any thread; repeated news is ignored.
+        """The connection broke. Safe from any thread; repeated news and news of older connections are
+        ignored.
 
-        ``epoch`` names the connection (``epoch + 1`` while it is still being opened: the loss is then acted
-        on as soon as ``open()`` returns, so a connection that dies during set-up is not taken for live).
+        ``epoch`` names the connection. News of the connection still being opened is acted on as soon as
+        ``open()`` returns, so a connection that dies during set-up is not taken for live.
         """
         with self._lock:
             if epoch == self._epoch + 1 and self._state in (
@@ -306,12 +304,96 @@ class Supervisor(Generic[E]):
 
         Raises :class:`ClientClosedError` once the supervisor is closed.
         """
+        session = self.wait_session(timeout)
+        return None if session is None else session.epoch
+
+    def wait_session(self, timeout: float | None = None) -> S | None:
+        """Block until CONNECTED and return the live session; None on timeout, when FAILED or DISCONNECTED.
+
+        Raises :class:`ClientClosedError` once the supervisor is closed.
+        """
         settled = (ConnectionState.CONNECTED, ConnectionState.FAILED, ConnectionState.DISCONNECTED)
         with self._lock:
             self._changed.wait_for(lambda: self._closed or self._state in settled, timeout)
             if self._closed:
                 raise ClientClosedError(f"{self.name}: the client is closed")
-            return self._epoch if self._state is ConnectionState.CONNECTED else None
+            return self._session if self._state is ConnectionState.CONNECTED else None
+
+    def session(self, epoch: int | None = None) -> S | None:
+        """The live session (of ``epoch``, if given), or None; never waits."""
+        with self._lock:
+            session = self._session if self._state is ConnectionState.CONNECTED else None
+            if session is None or (epoch is not None and session.epoch != epoch):
+                return None
+            return session
+
+    def run(
+        self,
+        what: str,
+        fn: Callable[[S], T],
+        *,
+        timeout: float | None = None,
+        retry: bool | Callable[[BaseException], bool] = True,
+        disconnected: Callable[[], BaseException] | None = None,
+        on_retry: Callable[[BaseException], None] | None = None,
+    ) -> T:
+        """Run ``fn(session)`` on a live connection, waiting out outages by the policy.
+
+        When ``fn`` raises :class:`ConnectionLostError` (the adapter translates its library's errors), the
+        connection is reported lost and, if ``retry`` allows (a bool, or a predicate of the error), ``fn``
+        runs again on the next connection. ``timeout`` bounds the whole call (None: until the policy gives
+        up, which raises :class:`ReconnectFailedError`). Before the first ``connect()`` or after
+        ``disconnect()``, ``disconnected()`` is raised (default: :class:`ConnectionLostError`).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failed_epoch = 0
+        while True:
+            session = self._live_after(what, failed_epoch, deadline, timeout, disconnected)
+            try:
+                return fn(session)
+            except ConnectionLostError as exc:
+                self.report_lost(exc, session.epoch)
+                again = retry(exc) if callable(retry) else retry
+                if not again or (deadline is not None and time.monotonic() >= deadline):
+                    raise
+                if on_retry is not None:
+                    on_retry(exc)
+                failed_epoch = session.epoch
+
+    def _live_after(
+        self,
+        what: str,
+        failed_epoch: int,
+        deadline: float | None,
+        timeout: float | None,
+        disconnected: Callable[[], BaseException] | None,
+    ) -> S:
+        """The live session, preferring one newer than ``failed_epoch``."""
+        since = time.monotonic()
+        with self._lock:
+            while True:
+                if self._closed:
+                    raise ClientClosedError(f"{what}: the client is closed")
+                state = self._state
+                if state is ConnectionState.CONNECTED and self._session is not None:
+                    stale = self._session.epoch <= failed_epoch
+                    if not stale or time.monotonic() - since >= _STILL_CONNECTED_GRACE:
+                        return self._session
+                elif state is ConnectionState.FAILED:
+                    raise ReconnectFailedError(
+                        f"{what}: the connection failed for good: {self._failure}"
+                    ) from self._failure
+                elif state is ConnectionState.DISCONNECTED:
+                    raise (
+                        disconnected()
+                        if disconnected is not None
+                        else ConnectionLostError(f"{what}: not connected")
+                    )
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ConnectionLostError(f"{what}: no connection within {timeout:g} s ({state.value})")
+                # Woken by every state change; the bound only re-checks the grace period and deadline.
+                self._changed.wait(0.1 if remaining is None else min(remaining, 0.1))
 
     def disconnect(self) -> None:
         """Stop reconnecting and drop the connection; ``connect()`` may be called again."""
@@ -342,9 +424,19 @@ class Supervisor(Generic[E]):
             self._pending_cycle = False
             self._changed.notify_all()
         self._waiter.interrupt()
-        self._connector.close()
+        self._connector.cancel()
+        self._drop_session()
         with self._lock:
             self._set_state(final_state)
+
+    def _drop_session(self) -> None:
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.close()
+            except Exception:
+                log.exception("%s: closing session #%d raised", self.name, session.epoch)
 
     # -- the loop -----------------------------------------------------------------------------------
     def _ensure_thread(self) -> None:
@@ -365,7 +457,7 @@ class Supervisor(Generic[E]):
                 generation = self._generation
                 probe_due = self._should_probe_primary() and time.monotonic() >= self._next_probe
             if run_cycle:
-                self._connector.close()
+                self._drop_session()
                 self._cycle(generation, initial=False, first=first)
             elif probe_due:
                 self._next_probe = time.monotonic() + self._probe_interval
@@ -405,10 +497,12 @@ class Supervisor(Generic[E]):
                 if self._generation != generation:
                     return False
                 self.connect_attempts += 1
+                # Cycles are serialised and only _connected() moves the epoch: this is the next one.
+                epoch = self._epoch + 1
                 with self._lock:
                     self._early_loss = None  # news of an earlier attempt's connection, not of this one
                 try:
-                    self._connector.open(endpoint)
+                    session = self._connector.open(endpoint, epoch, self._reporter(epoch))
                 except Exception as exc:
                     if isinstance(exc, ResilientMQError) and not exc.retriable:
                         log.error("%s: %s refused us for good: %s", self.name, endpoint, exc)
@@ -417,20 +511,27 @@ class Supervisor(Generic[E]):
                     log.info("%s: attempt %d to %s failed: %s", self.name, attempt, endpoint, exc)
                     last_error = exc
                     continue
-                return self._connected(endpoint, first, generation)
+                return self._connected(endpoint, session, first, generation)
 
-    def _connected(self, endpoint: E, first: bool, generation: int) -> bool:
+    def _reporter(self, epoch: int) -> Callable[[BaseException | None], None]:
+        def lost(error: BaseException | None = None) -> None:
+            self.report_lost(error, epoch)
+
+        return lost
+
+    def _connected(self, endpoint: E, session: S, first: bool, generation: int) -> bool:
         with self._lock:
             stale = self._generation != generation
             if not stale:
-                self._epoch += 1
+                self._epoch = session.epoch
                 self._endpoint = endpoint
+                self._session = session
                 self._next_probe = time.monotonic() + self._probe_interval
                 if not first:
                     self.reconnects += 1
                 self._set_state(ConnectionState.CONNECTED)
         if stale:
-            self._connector.close()
+            session.close()
             return False
         log.info("%s: connected to %s", self.name, endpoint)
         if not first:
@@ -446,7 +547,7 @@ class Supervisor(Generic[E]):
                 return
             self._failure = error
             self._set_state(ConnectionState.FAILED)
-        self._connector.close()
+        self._drop_session()
         self._emit("on_reconnect_failed", error)
 
     # -- returning to the primary -------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from resilientmq.errors import BufferFullError, ClientClosedError
+from resilientmq.core.errors import BufferFullError, ClientClosedError
 
 __all__ = ["Buffer", "Envelope", "FailedMessage", "NewMessage", "OverflowPolicy"]
 

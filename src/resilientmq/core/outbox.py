@@ -1,11 +1,11 @@
 """The outbox: the buffer plus its one sender thread.
 
-Data flows one way: ``put()`` appends to the buffer; the sender takes messages in order, hands them to the
-adapter's :class:`Transport` in batches (several batches may be in flight: confirmations are pipelined),
-and removes a message only when its batch is confirmed. A new connection (a new supervisor epoch) makes the
-sender start again from the oldest unconfirmed message, so every message is delivered at least once and
-in order. The adapter decides what "confirmed" means (a STOMP receipt, a Kafka acknowledgement, an MQ put
-or commit); the outbox decides what happens next.
+Data flows one way: ``put()`` appends to the buffer; the sender takes messages in order, hands them to
+the live :class:`~resilientmq.core.session.Session` in batches (several batches may be in flight:
+confirmations are pipelined), and removes a message only when its batch is confirmed. A new connection
+(a new supervisor epoch) makes the sender start again from the oldest unconfirmed message, so every
+message is delivered at least once and in order. The adapter decides what "confirmed" means (a STOMP
+receipt, a Kafka acknowledgement, an MQ put or commit); the outbox decides what happens next.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from .buffer import BoundedBuffer, Envelope, FailedMessage, NewMessage
 from .errors import (
@@ -28,60 +28,15 @@ from .errors import (
     ResilientMQError,
 )
 from .policy import ReconnectPolicy
+from .session import BatchAbortedError, BatchRejectedError, BatchResult
 from .supervisor import ConnectionState, Supervisor
 
-__all__ = ["BatchAbortedError", "BatchRejectedError", "BatchResult", "Outbox", "Transport"]
+__all__ = ["Outbox"]
 
-log = logging.getLogger("resilientmq.outbox")
+log = logging.getLogger("resilientmq.core.outbox")
 
 # States in which nothing will be delivered until the user acts.
 _STUCK = (ConnectionState.FAILED, ConnectionState.DISCONNECTED, ConnectionState.CLOSED)
-
-
-class BatchRejectedError(ResilientMQError):
-    """The broker rejected a batch without saying which message was at fault.
-
-    The outbox then sends that range one message at a time, waiting for each answer; a message rejected on
-    its own fails for good with ``cause``. ``exact`` is False when the transport only inferred which batch
-    the broker meant (an ERROR naming no frame while other frames were unanswered): such a rejection never
-    fails a message, it only makes the outbox send it again on its own.
-    """
-
-    def __init__(self, message: str, cause: BaseException | None = None, *, exact: bool = True) -> None:
-        super().__init__(message)
-        self.cause = cause
-        self.exact = exact
-
-
-class BatchAbortedError(ResilientMQError):
-    """The transport withdrew a batch because an earlier one failed (so that order is kept).
-
-    Its messages were not delivered; the outbox sends them again, without backing off.
-    """
-
-    retriable = True
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """How a confirmed batch fared. Messages in neither mapping were confirmed."""
-
-    failed: Mapping[int, BaseException] = field(default_factory=dict)
-    """seq -> permanent error: these can never be delivered."""
-    retry: Mapping[int, BaseException] = field(default_factory=dict)
-    """seq -> retriable error: not delivered this time; they are sent again."""
-
-
-class Transport(Protocol):
-    """What an adapter gives the outbox: a way to send a batch on the connection of one epoch."""
-
-    def transmit(self, batch: Sequence[Envelope], epoch: int) -> Future[BatchResult]:
-        """Send ``batch`` in order. The future resolves when the broker has answered for the whole batch.
-
-        The future fails with a retriable error (typically :class:`ConnectionLostError`) when the batch's
-        fate is unknown, and with :class:`BatchRejectedError` when the broker refused it as a whole. May
-        raise :class:`ConnectionLostError` at once. Must resolve every future of a connection that died.
-        """
 
 
 @dataclass
@@ -98,8 +53,7 @@ class Outbox:
     def __init__(
         self,
         buffer: BoundedBuffer,
-        transport: Transport,
-        supervisor: Supervisor[Any],
+        supervisor: Supervisor[Any, Any],
         *,
         name: str = "resilientmq",
         max_batch: int = 500,
@@ -111,7 +65,6 @@ class Outbox:
         if max_batch < 1 or max_in_flight < 1:
             raise ValueError("max_batch and max_in_flight must be >= 1")
         self.buffer = buffer
-        self._transport = transport
         self._supervisor = supervisor
         self._name = name
         self._max_batch = max_batch
@@ -220,11 +173,12 @@ class Outbox:
     def _step(self, s: _SenderState) -> None:
         self._wakeup.clear()
         self._reap(s)
-        epoch = self._supervisor.wait_connected(timeout=0.25)
-        if epoch is None:
+        session = self._supervisor.wait_session(timeout=0.25)
+        if session is None:
             if self._supervisor.state in _STUCK:
                 self._wakeup.wait(1.0)  # nothing moves until the state changes (which wakes us)
             return
+        epoch = session.epoch
         if epoch != s.epoch:
             # A new connection: the old one's tickets can no longer be trusted to fail or succeed in
             # order, so start again from the oldest unconfirmed message. Late successes still count.
@@ -262,7 +216,7 @@ class Outbox:
             self._wakeup.wait(0.25)
             return
         try:
-            future = self._transport.transmit(batch, epoch)
+            future = session.transmit(batch)
         except ResilientMQError as exc:
             if exc.retriable:
                 self._supervisor.report_lost(exc, epoch)
