@@ -19,6 +19,8 @@ from importlib.metadata import version
 from typing import Any
 
 from resilientmq.testing import mqsim
+from resilientmq.testing.mqsim import structures
+from resilientmq.testing.mqsim.api import Properties
 
 _state: dict[str, Any] = {}
 _VS = ("ObjectString", "SubName", "SelectionString", "SubUserData")
@@ -127,13 +129,13 @@ def MQCONNX(name: bytes, cno: bytes, cd: bytes, csp: bytes, sco: bytes, bno: byt
         hconn = _sim()._connect(
             name,
             client=real_cd is not None,
-            channel=mqsim._text(real_cd.ChannelName) if real_cd is not None else "",
-            addresses=mqsim._text(real_cd.ConnectionName) if real_cd is not None else "",
+            channel=structures.text(real_cd.ChannelName) if real_cd is not None else "",
+            addresses=structures.text(real_cd.ConnectionName) if real_cd is not None else "",
             user=text(user),
             password=text(password),
             options=real_cno.Options if real_cno is not None else 0,
-            cipher=mqsim._text(real_cd.SSLCipherSpec) if real_cd is not None else "",
-            key_repository=mqsim._text(real_sco.KeyRepository) if real_sco is not None else "",
+            cipher=structures.text(real_cd.SSLCipherSpec) if real_cd is not None else "",
+            key_repository=structures.text(real_sco.KeyRepository) if real_sco is not None else "",
         )
         return hconn, 0, 0
 
@@ -211,7 +213,7 @@ def MQINQ(
         attrs = _sim()._inquire(hconn, hobj, selectors)
         ints = [attrs[s] for s in selectors if c.MQIA_FIRST <= s <= c.MQIA_LAST]
         chars = b"".join(
-            mqsim._pad(attrs[s], mqinq.get_attr_length(s), b" ")
+            structures.pad(attrs[s], mqinq.get_attr_length(s), b" ")
             for s in selectors
             if not c.MQIA_FIRST <= s <= c.MQIA_LAST
         )
@@ -248,7 +250,7 @@ def _properties(hconn: int, hmsg: int) -> Any:
     key = hmsg
     found = _state["props"].get(key)
     if found is None:
-        found = _state["props"][key] = mqsim._Properties(_sim(), hconn, hmsg)
+        found = _state["props"][key] = Properties(_sim(), hconn, hmsg)
     return found
 
 

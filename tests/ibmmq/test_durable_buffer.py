@@ -2,7 +2,7 @@
 
 The simulator lives inside one process, so the test is built honestly around that: a child process opens
 a queue manager connection with ``buffer_path`` while its own simulated queue manager is down, puts N
-messages (each is in the SQLite file before ``put()`` returns), says so, and is killed with SIGKILL. The
+messages (each is in the buffer file before ``put()`` returns), says so, and is killed with SIGKILL. The
 parent then opens the same file with a new client connected to its own (running) simulator, which delivers
 what the child left: all N, in order, with their descriptors and properties.
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 
 from mqtarget import FAST, MQTarget
 
-from resilientmq import ResilientWebSphereMQQueueManager, SqliteBuffer
+from resilientmq import ResilientWebSphereMQQueueManager
+from resilientmq.core.buffer import open_buffer
 
 CHILD = textwrap.dedent(
     """
@@ -68,7 +69,7 @@ def test_messages_buffered_by_a_killed_process_are_delivered_by_the_next_one(
             os.kill(child.pid, signal.SIGKILL)
             child.wait(10)
 
-    left = SqliteBuffer(path)
+    left = open_buffer(path)  # the durable engine buffer_path= uses
     assert len(left) == n  # nothing lost with the process
     left.close()
 

@@ -7,6 +7,9 @@ import contextlib
 import importlib.util
 import inspect
 import pathlib
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -14,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from resilientmq._mq.cmqc import CMQC, CMQCFC, CMQXC, installed_constants
 from resilientmq.testing import mqsim, wait_until
+from resilientmq.testing.mqsim.constants import CMQC, CMQCFC, CMQXC, installed_constants
 
 
 @pytest.fixture
@@ -470,3 +473,28 @@ def test_structures_have_ibmmqs_fields(file: str, name: str) -> None:
     real = {f for f in real if not f.startswith("_") and f != "pad"}
     ours = set(getattr(mqsim, name)().get())
     assert real - ours == set(), f"{name} lacks ibmmq's fields {sorted(real - ours)}"
+
+
+ALONE = textwrap.dedent(
+    """
+    import sys
+    from resilientmq.testing import mqsim
+
+    sim = mqsim.Simulator("QM1")
+    sim.define_queue("Q")
+    mqi = sim.mqi
+    qm = mqi.connect("QM1", "DEV.APP.SVRCONN", "127.0.0.1(1414)")
+    q = mqi.Queue(qm, "Q", mqi.CMQC.MQOO_OUTPUT | mqi.CMQC.MQOO_INPUT_SHARED)
+    q.put(b"alone")
+    print(q.get(), sorted(m for m in sys.modules if m.startswith(("resilientmq.ibmmq", "resilientmq.stomp",
+          "resilientmq.kafka")) or m in ("ibmmq", "pymqi")))
+    """
+)
+
+
+def test_the_simulator_runs_without_any_adapter_or_ibmmq_loaded() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ALONE], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["b'alone'", "[]"]

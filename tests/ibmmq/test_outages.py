@@ -510,6 +510,25 @@ def test_durable_subscription_resumes_and_gets_what_was_published_meanwhile(sim_
     sub.close(remove=True)
 
 
+def test_a_reconnect_that_breaks_while_reopening_reopens_everything_on_the_next_attempt(
+    sim_mq: MQTarget,
+) -> None:
+    mqi, c = sim_mq.mqi, sim_mq.C
+    sim = sim_of(sim_mq)
+    queue = sim_mq.queue()
+    qm = sim_mq.resilient()
+    q = qm.open_queue(queue, c.MQOO_INPUT_SHARED)  # reopened first on a new connection...
+    sub = qm.subscribe("rmq/reopen")  # ...then this one
+    sim.fail_next("MQSUB", c.MQRC_CONNECTION_BROKEN)  # the first reconnection dies while resubscribing
+    sim.break_connections()
+    mqi.Queue(sim_mq.plain(), queue, c.MQOO_OUTPUT).put(b"after two attempts")
+    gmo = mqi.GMO(Options=c.MQGMO_WAIT, WaitInterval=5000)
+    assert q.get(None, mqi.MD(), gmo) == b"after two attempts"  # the queue is open on the live connection
+    qm.publish("rmq/reopen", b"published")
+    assert sub.get(None, mqi.MD(), gmo) == b"published"
+    assert qm.stats()["reconnects"] == 1 and qm.stats()["connect_attempts"] >= 3
+
+
 def test_temporary_dynamic_queue_is_recreated_under_a_new_name(sim_mq: MQTarget) -> None:
     mqi, c = sim_mq.mqi, sim_mq.C
     sim = sim_of(sim_mq)

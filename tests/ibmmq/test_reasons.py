@@ -12,7 +12,7 @@ from resilientmq import (
     OutcomeUnknownError,
     TransactionRolledBackError,
 )
-from resilientmq._mq.reasons import REASONS, Disposition, disposition, translate
+from resilientmq.ibmmq.errors import REASONS, Disposition, disposition, translate
 from resilientmq.testing import mqsim
 
 mqi = mqsim.Simulator().mqi

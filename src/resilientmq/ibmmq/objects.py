@@ -1,6 +1,8 @@
 """Queues and subscriptions that outlive their connection: reopened (or resumed) after a reconnect.
 
-``ResilientQueue`` and ``ResilientSubscription`` are public through :mod:`resilientmq.ibmmq`.
+``ResilientQueue`` and ``ResilientSubscription`` are public through :mod:`resilientmq.ibmmq`. They reach
+their queue manager only through its :class:`~resilientmq.ibmmq.operations.Operations` (the queue
+manager's public ``operations``); the session reopens them through :meth:`reopen`.
 """
 
 from __future__ import annotations
@@ -9,46 +11,52 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
-from resilientmq import ibmmq as _api  # a cycle: used at call time only
 from resilientmq.core.errors import ConnectionLostError
 
-from . import codec
-from .connection import copy_struct, text
+from .codec import od_fields
 from .loader import concrete_class
+from .operations import Operations, forget_handle
+from .session import MQSession
+from .settings import copy_struct, text
 
-if TYPE_CHECKING:
-    from resilientmq.ibmmq import ResilientWebSphereMQQueueManager
-
-__all__ = ["ResilientQueue", "ResilientSubscription", "forget_handle", "od_fields", "property_handle"]
+__all__ = ["ResilientQueue", "ResilientSubscription"]
 
 log = logging.getLogger("resilientmq.ibmmq")
 
 _MATCH_FIELDS = ("MsgId", "CorrelId", "GroupId", "MsgSeqNumber", "Offset", "Encoding", "CodedCharSetId")
 
 
+def operations_of(qmgr: Any, what: str) -> Operations:
+    """The :class:`Operations` of a resilient queue manager; a TypeError for anything else."""
+    ops = getattr(qmgr, "operations", None)
+    if not isinstance(ops, Operations):
+        raise TypeError(f"{what} needs a ResilientWebSphereMQQueueManager, got {type(qmgr).__name__}")
+    return ops
+
+
 class _ResilientObject:
     """What queues and subscriptions share: their get with retry, browse-cursor recovery and reopen state."""
 
-    _rmq_qmgr: ResilientWebSphereMQQueueManager
-    _rmq_opened_gen: int | None
+    _rmq_ops: Operations
+    _rmq_opened: int | None  # the key of the session (connection) it is open on
     _rmq_seen: set[bytes]
-    _rmq_cursor_gen: int | None
+    _rmq_cursor: int | None  # the key of the session its browse cursor lives on
     _rmq_closed: bool
 
-    def _rmq_ensure_open(self, generation: int, default_options: int) -> None:
+    def _rmq_ensure_open(self, session: MQSession, default_options: int) -> None:
         raise NotImplementedError
 
     def _rmq_base_get(self, max_length: int | None, md: Any, gmo: Any, kwargs: dict[str, Any]) -> bytes:
         raise NotImplementedError
 
     def _rmq_get(self, max_length: int | None, opts: Sequence[Any], kwargs: dict[str, Any]) -> bytes:
-        qm = self._rmq_qmgr
-        mqi = qm._rmq_mqi
+        ops = self._rmq_ops
+        mqi = ops.mqi
         c = mqi.CMQC
-        md, gmo = qm._rmq_q_args(opts, put=False)
+        md, gmo = ops.q_args(opts, put=False)
         if gmo is None:
             gmo = mqi.GMO()
         options = int(gmo.Options)
@@ -59,8 +67,8 @@ class _ResilientObject:
         if options & c.MQGMO_WAIT and gmo.WaitInterval != c.MQWI_UNLIMITED:
             wait_deadline = time.monotonic() + max(int(gmo.WaitInterval), 0) / 1000
 
-        def once(generation: int) -> bytes:
-            self._rmq_ensure_open(generation, default_open)
+        def once(session: MQSession) -> bytes:
+            self._rmq_ensure_open(session, default_open)
             original_wait = gmo.WaitInterval
             if wait_deadline is not None:
                 # Time spent waiting for a reconnection counts against the wait interval.
@@ -72,8 +80,8 @@ class _ResilientObject:
                 gmo.Options = options
 
         if options & (c.MQGMO_SYNCPOINT | c.MQGMO_SYNCPOINT_IF_PERSISTENT):
-            return qm._rmq_in_uow("MQGET", once)
-        return qm._rmq_run("MQGET", once)
+            return ops.in_uow("MQGET", once)
+        return ops.run("MQGET", once)
 
     def _rmq_get_positioned(
         self,
@@ -84,13 +92,13 @@ class _ResilientObject:
         options: int,
         match: dict[str, Any],
     ) -> bytes:
-        c = self._rmq_qmgr._rmq_mqi.CMQC
+        c = self._rmq_ops.mqi.CMQC
         if options & c.MQGMO_BROWSE_FIRST:
             self._rmq_seen = set()
         lost_cursor = (
             options & c.MQGMO_BROWSE_NEXT
-            and self._rmq_cursor_gen is not None
-            and self._rmq_cursor_gen != self._rmq_opened_gen
+            and self._rmq_cursor is not None
+            and self._rmq_cursor != self._rmq_opened
         )
         if lost_cursor:
             # The cursor died with the old connection: browse again from the first message, skipping the
@@ -102,7 +110,7 @@ class _ResilientObject:
             body = self._rmq_base_get(max_length, md, gmo, kwargs)
             if not options & (c.MQGMO_BROWSE_FIRST | c.MQGMO_BROWSE_NEXT):
                 return body
-            self._rmq_cursor_gen = self._rmq_opened_gen
+            self._rmq_cursor = self._rmq_opened
             gmo.Options = options
             msg_id = bytes(md.MsgId)
             if not lost_cursor or msg_id not in self._rmq_seen:
@@ -114,10 +122,13 @@ class ResilientQueue(_ResilientObject):
     """An MQI ``Queue`` that remembers how it was opened and reopens after a reconnect.
 
     ``ResilientQueue(qmgr, q_desc=None, open_options=None)`` like ``Queue``; ``qmgr`` must be a
-    :class:`ResilientWebSphereMQQueueManager`. ``put()`` outside syncpoint is buffered (see the module docs);
-    ``get()``/browse/``inquire()``/``set()`` wait out outages. A temporary dynamic queue (opened through a
-    model queue) is created anew after a reconnect, under a new name: ``get_name()`` tells it, and
+    :class:`ResilientWebSphereMQQueueManager`. ``put()`` outside syncpoint is buffered (see the package
+    docs); ``get()``/browse/``inquire()``/``set()`` wait out outages. A temporary dynamic queue (opened
+    through a model queue) is created anew after a reconnect, under a new name: ``get_name()`` tells it, and
     ``on_recreated(old, new)`` is called.
+
+    Beyond ``Queue``'s API, :meth:`reopen`, :meth:`open_on` and :meth:`put_on` are the hooks the session,
+    subscriptions and the queue manager use; applications do not need them.
     """
 
     _rmq_mqi: ClassVar[Any] = None
@@ -126,37 +137,34 @@ class ResilientQueue(_ResilientObject):
     def __new__(cls, qmgr: Any, *args: Any, **kwargs: Any) -> ResilientQueue:
         if cls._rmq_base is not None:
             return object.__new__(cls)
-        if not isinstance(qmgr, _api.ResilientWebSphereMQQueueManager):
-            raise TypeError(
-                f"ResilientQueue needs a ResilientWebSphereMQQueueManager, got {type(qmgr).__name__}"
-            )
-        concrete: type[ResilientQueue] = concrete_class(cls, "Queue", qmgr._rmq_mqi)
+        ops = operations_of(qmgr, "ResilientQueue")
+        concrete: type[ResilientQueue] = concrete_class(cls, "Queue", ops.mqi)
         return object.__new__(concrete)
 
     def __init__(
         self,
-        qmgr: ResilientWebSphereMQQueueManager,
+        qmgr: Any,
         *opts: Any,
         on_recreated: Callable[[str, str], None] | None = None,
     ) -> None:
         if len(opts) > 2:
             raise TypeError("Too many args")
-        self._rmq_qmgr = qmgr
+        ops = self._rmq_ops = operations_of(qmgr, "ResilientQueue")
         self._rmq_base.__init__(self, qmgr)  # deferred: nothing opened by the base constructor
-        self._rmq_template: Any = qmgr._rmq_od(opts[0]) if opts else None
+        self._rmq_template: Any = ops.od(opts[0]) if opts else None
         self._rmq_template_name = (
             text(self._rmq_template.ObjectName) if self._rmq_template is not None else ""
         )
         self._rmq_open_options: int | None = opts[1] if len(opts) == 2 else None
-        self._rmq_opened_gen = None
+        self._rmq_opened = None
         self._rmq_name = self._rmq_template_name
         self._rmq_dynamic = False
         self._rmq_on_recreated = on_recreated
         self._rmq_seen = set()
-        self._rmq_cursor_gen = None
+        self._rmq_cursor = None
         self._rmq_closed = False
         self._rmq_lock = threading.Lock()
-        qmgr._rmq_register(self)
+        ops.register(self)
         if self._rmq_open_options is not None:
             self._rmq_open_if_connected()
 
@@ -164,8 +172,7 @@ class ResilientQueue(_ResilientObject):
         return f"<ResilientQueue {self._rmq_name or '?'}>"
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self._rmq_qmgr._rmq_unregister(self)
+        # The registry holds it weakly, so it is gone from there already; the base closes an open handle.
         with contextlib.suppress(Exception):
             self._rmq_base.__del__(self)
 
@@ -174,12 +181,12 @@ class ResilientQueue(_ResilientObject):
         """Remember ``q_desc`` and (if given) the open options; open now if connected."""
         if len(opts) > 1:
             raise TypeError("Too many args")
-        if self._rmq_opened_gen is not None and not self._rmq_closed:
+        if self._rmq_opened is not None and not self._rmq_closed:
             raise self._rmq_mqi.PYIFError("The Queue is already open")
-        self._rmq_template = self._rmq_qmgr._rmq_od(q_desc)
+        self._rmq_template = self._rmq_ops.od(q_desc)
         self._rmq_template_name = self._rmq_name = text(self._rmq_template.ObjectName)
         self._rmq_closed = False
-        self._rmq_qmgr._rmq_register(self)
+        self._rmq_ops.register(self)
         if opts:
             self._rmq_open_options = opts[0]
             self._rmq_open_if_connected()
@@ -190,20 +197,18 @@ class ResilientQueue(_ResilientObject):
         ``properties`` (``{"name": value}`` or ``{"name": (value, MQTYPE_*)}``) become message properties, as
         do those of a message handle in ``PMO.OriginalMsgHandle``.
         """
-        qm = self._rmq_qmgr
+        ops = self._rmq_ops
         mqi = self._rmq_mqi
         c = mqi.CMQC
-        md, pmo = qm._rmq_q_args(opts, put=True)
-        body = qm._rmq_body(msg, md)
+        md, pmo = ops.q_args(opts, put=True)
+        body = ops.body(msg, md)
         self._rmq_check_usable()
         if self._rmq_open_options is None:
             self._rmq_open_options = c.MQOO_OUTPUT  # deferred open, as Queue.put does
         elif not self._rmq_open_options & c.MQOO_OUTPUT:
             raise mqi.MQMIError(c.MQCC_FAILED, c.MQRC_NOT_OPEN_FOR_OUTPUT)
         if pmo is not None and pmo.Options & c.MQPMO_SYNCPOINT:
-            qm._rmq_in_uow(
-                "MQPUT", lambda generation: self._rmq_put_now(generation, body, md, pmo, properties)
-            )
+            ops.in_uow("MQPUT", lambda session: self.put_on(session, body, md, pmo, properties))
             return
         self._rmq_open_if_connected()
         strip = (
@@ -213,7 +218,7 @@ class ResilientQueue(_ResilientObject):
         sender_options = (self._rmq_open_options & ~strip) | c.MQOO_OUTPUT | c.MQOO_FAIL_IF_QUIESCING
         fields = od_fields(self._rmq_template)
         fields["ObjectName"] = self._rmq_name or fields.get("ObjectName", "")
-        qm._rmq_accept("put", fields, sender_options, body, md, pmo, properties)
+        ops.accept("put", fields, sender_options, body, md, pmo, properties)
 
     def get(self, maxLength: int | None = None, *opts: Any, **kwargs: Any) -> bytes:
         """MQGET, waiting out outages. A wait interval keeps counting while reconnecting; after a reconnect
@@ -224,7 +229,7 @@ class ResilientQueue(_ResilientObject):
 
     def get_no_jms(self, max_length: int | None = None, *args: Any, **kwargs: Any) -> bytes:
         mqi = self._rmq_mqi
-        md, gmo = self._rmq_qmgr._rmq_q_args(args, put=False)
+        md, gmo = self._rmq_ops.q_args(args, put=False)
         gmo = gmo if gmo is not None else mqi.GMO()
         gmo.Options |= mqi.CMQC.MQGMO_NO_PROPERTIES | mqi.CMQC.MQGMO_FAIL_IF_QUIESCING
         return self.get(max_length, md, gmo, **kwargs)
@@ -236,11 +241,11 @@ class ResilientQueue(_ResilientObject):
         self._rmq_check_usable()
         c = self._rmq_mqi.CMQC
 
-        def run(generation: int) -> Any:
-            self._rmq_ensure_open(generation, c.MQOO_INQUIRE)
+        def run(session: MQSession) -> Any:
+            self._rmq_ensure_open(session, c.MQOO_INQUIRE)
             return self._rmq_base.inquire(self, selectors)
 
-        return self._rmq_qmgr._rmq_run("MQINQ", run)
+        return self._rmq_ops.run("MQINQ", run)
 
     inq = inquire
 
@@ -249,29 +254,48 @@ class ResilientQueue(_ResilientObject):
         self._rmq_check_usable()
         c = self._rmq_mqi.CMQC
 
-        def run(generation: int) -> None:
-            self._rmq_ensure_open(generation, c.MQOO_SET)
+        def run(session: MQSession) -> None:
+            self._rmq_ensure_open(session, c.MQOO_SET)
             self._rmq_base.set(self, *args)
 
-        self._rmq_qmgr._rmq_run("MQSET", run)
+        self._rmq_ops.run("MQSET", run)
 
     def close(self, options: int | None = None) -> None:
         """MQCLOSE; the queue is not reopened any more. Closing after its connection broke just forgets it."""
-        mqi = self._rmq_mqi
-        c = mqi.CMQC
+        c = self._rmq_mqi.CMQC
         self._rmq_closed = True
-        self._rmq_qmgr._rmq_unregister(self)
-        generation = self._rmq_qmgr._rmq_connected_generation()
+        self._rmq_ops.unregister(self)
+        session = self._rmq_ops.live_session()
         with self._rmq_lock:
-            opened, self._rmq_opened_gen = self._rmq_opened_gen, None
-            if opened is not None and opened == generation and self._rmq_base.get_handle(self):
-                with contextlib.suppress(ConnectionLostError), self._rmq_qmgr._rmq_errors("MQCLOSE", opened):
+            opened, self._rmq_opened = self._rmq_opened, None
+            if session is not None and opened == session.key and self._rmq_base.get_handle(self):
+                with contextlib.suppress(ConnectionLostError), session.errors("MQCLOSE"):
                     self._rmq_base.close(self, c.MQCO_NONE if options is None else options)
             self._rmq_base.set_handle(self, None)
 
     def get_name(self) -> str:
         """The queue's name (for a temporary dynamic queue: the one it has on the current connection)."""
         return self._rmq_name
+
+    # -- the resilience hooks ----------------------------------------------------------------------------
+    def reopen(self, session: MQSession) -> bool:
+        """Open again on a new connection, as it was opened; False when it was not open."""
+        if self._rmq_closed or self._rmq_open_options is None or self._rmq_opened is None:
+            return False
+        self._rmq_open(session)
+        return True
+
+    def open_on(self, session: MQSession, default_options: int) -> None:
+        """Make sure the queue is open on ``session`` (with ``default_options`` if none were given)."""
+        self._rmq_ensure_open(session, default_options)
+
+    def put_on(
+        self, session: MQSession, body: bytes, md: Any, pmo: Any, properties: Mapping[str, Any] | None
+    ) -> None:
+        """MQPUT on the application's connection now (syncpoint puts, requests), not through the outbox."""
+        self._rmq_ensure_open(session, self._rmq_mqi.CMQC.MQOO_OUTPUT)
+        with self._rmq_ops.property_handle(pmo, properties):
+            self._rmq_base.put(self, body, md, pmo)
 
     # -- resilience --------------------------------------------------------------------------------------
     def _rmq_check_usable(self) -> None:
@@ -282,31 +306,28 @@ class ResilientQueue(_ResilientObject):
 
     def _rmq_open_if_connected(self) -> None:
         """Open now when connected, so unknown or forbidden queues fail at once; otherwise on reconnect."""
-        generation = self._rmq_qmgr._rmq_connected_generation()
-        if generation is None or self._rmq_opened_gen == generation:
+        session = self._rmq_ops.live_session()
+        if session is None or self._rmq_opened == session.key:
             return
-        with (
-            contextlib.suppress(ConnectionLostError),
-            self._rmq_qmgr._rmq_errors(f"MQOPEN {self._rmq_name}", generation),
-        ):
-            self._rmq_ensure_open(generation, self._rmq_open_options or 0)
+        with contextlib.suppress(ConnectionLostError), session.errors(f"MQOPEN {self._rmq_name}"):
+            self._rmq_ensure_open(session, self._rmq_open_options or 0)
 
-    def _rmq_ensure_open(self, generation: int, default_options: int) -> None:
-        if self._rmq_opened_gen == generation:
+    def _rmq_ensure_open(self, session: MQSession, default_options: int) -> None:
+        if self._rmq_opened == session.key:
             return
         self._rmq_check_usable()
         if self._rmq_open_options is None:
             self._rmq_open_options = default_options
-        self._rmq_open(generation)
+        self._rmq_open(session)
 
-    def _rmq_open(self, generation: int) -> None:
+    def _rmq_open(self, session: MQSession) -> None:
         with self._rmq_lock:
-            if self._rmq_opened_gen == generation:
+            if self._rmq_opened == session.key:
                 return
-            od = self._rmq_qmgr._rmq_od(copy_struct(self._rmq_mqi.OD, self._rmq_template))
+            od = self._rmq_ops.od(copy_struct(self._rmq_mqi.OD, self._rmq_template))
             self._rmq_base.set_handle(self, None)  # the handle of an older connection is dead
             self._rmq_base.open(self, od, self._rmq_open_options)
-            self._rmq_opened_gen = generation
+            self._rmq_opened = session.key
             new_name = text(od.ObjectName)
         old_name = self._rmq_name
         if od.ObjectType == self._rmq_mqi.CMQC.MQOT_Q and new_name != self._rmq_template_name:
@@ -314,29 +335,15 @@ class ResilientQueue(_ResilientObject):
             self._rmq_name = new_name
             if was_dynamic and new_name != old_name:
                 log.warning("temporary dynamic queue %s was re-created as %s", old_name, new_name)
-                self._rmq_qmgr._rmq_count("dynamic_queues_recreated")
+                self._rmq_ops.count("dynamic_queues_recreated")
                 if self._rmq_on_recreated is not None:
                     try:
                         self._rmq_on_recreated(old_name, new_name)
                     except Exception:
                         log.exception("on_recreated callback raised")
 
-    def _rmq_reopen(self, generation: int) -> bool:
-        if self._rmq_closed or self._rmq_open_options is None or self._rmq_opened_gen is None:
-            return False
-        self._rmq_open(generation)
-        return True
-
     def _rmq_base_get(self, max_length: int | None, md: Any, gmo: Any, kwargs: dict[str, Any]) -> bytes:
         return self._rmq_base.get(self, max_length, md, gmo, **kwargs)  # type: ignore[no-any-return]
-
-    def _rmq_put_now(
-        self, generation: int, body: bytes, md: Any, pmo: Any, properties: Mapping[str, Any] | None
-    ) -> None:
-        """MQPUT on the main connection (syncpoint puts, requests)."""
-        self._rmq_ensure_open(generation, self._rmq_mqi.CMQC.MQOO_OUTPUT)
-        with property_handle(self._rmq_qmgr, pmo, properties):
-            self._rmq_base.put(self, body, md, pmo)
 
 
 class ResilientSubscription(_ResilientObject):
@@ -348,7 +355,7 @@ class ResilientSubscription(_ResilientObject):
 
     def __init__(
         self,
-        qmgr: ResilientWebSphereMQQueueManager,
+        qmgr: Any,
         *,
         topic_string: str | None,
         topic_name: str | None,
@@ -360,26 +367,26 @@ class ResilientSubscription(_ResilientObject):
             raise ValueError("subscribe needs a topic_string or a topic_name")
         if durable and not sub_name:
             raise ValueError("a durable subscription needs a sub_name")
-        self._rmq_qmgr = qmgr
+        ops = self._rmq_ops = operations_of(qmgr, "ResilientSubscription")
         self.topic_string = topic_string
         self.topic_name = topic_name
         self.sub_name = sub_name
         self.durable = durable
-        c = qmgr._rmq_mqi.CMQC
+        c = ops.mqi.CMQC
         if isinstance(queue, str):
             queue = ResilientQueue(qmgr, queue, c.MQOO_INPUT_AS_Q_DEF | c.MQOO_FAIL_IF_QUIESCING)
         self._rmq_queue = queue
         self._rmq_sub: Any = None
-        self._rmq_opened_gen = None
+        self._rmq_opened = None
         self._rmq_seen = set()
-        self._rmq_cursor_gen = None
+        self._rmq_cursor = None
         self._rmq_closed = False
         self._rmq_lock = threading.Lock()
-        qmgr._rmq_register(self)
+        ops.register(self)
         try:
-            qmgr._rmq_run("MQSUB", self._rmq_subscribe)
+            ops.run("MQSUB", self._rmq_subscribe)
         except BaseException:
-            qmgr._rmq_unregister(self)
+            ops.unregister(self)
             raise
 
     def __repr__(self) -> str:
@@ -394,20 +401,20 @@ class ResilientSubscription(_ResilientObject):
 
     def get(self, max_length: int | None = None, *opts: Any, **kwargs: Any) -> bytes:
         if self._rmq_closed:
-            raise self._rmq_qmgr._rmq_mqi.PYIFError("Subscription not open.")
+            raise self._rmq_ops.mqi.PYIFError("Subscription not open.")
         return self._rmq_get(max_length, opts, kwargs)
 
     def close(self, remove: bool = False) -> None:
         """Close; ``remove=True`` also deletes a durable subscription (MQCO_REMOVE_SUB)."""
-        qm = self._rmq_qmgr
-        c = qm._rmq_mqi.CMQC
+        ops = self._rmq_ops
+        c = ops.mqi.CMQC
         self._rmq_closed = True
-        qm._rmq_unregister(self)
-        generation = qm._rmq_connected_generation()
+        ops.unregister(self)
+        session = ops.live_session()
         with self._rmq_lock:
-            sub, opened, self._rmq_sub, self._rmq_opened_gen = self._rmq_sub, self._rmq_opened_gen, None, None
-        if sub is not None and opened == generation and generation is not None:
-            with contextlib.suppress(ConnectionLostError), qm._rmq_errors("MQCLOSE subscription", generation):
+            sub, opened, self._rmq_sub, self._rmq_opened = self._rmq_sub, self._rmq_opened, None, None
+        if sub is not None and session is not None and opened == session.key:
+            with contextlib.suppress(ConnectionLostError), session.errors("MQCLOSE subscription"):
                 sub.close(
                     sub_close_options=c.MQCO_REMOVE_SUB if remove else c.MQCO_NONE,
                     close_sub_queue=self._rmq_queue is None,
@@ -415,12 +422,21 @@ class ResilientSubscription(_ResilientObject):
         if self._rmq_queue is not None:
             self._rmq_queue.close()
 
-    def _rmq_subscribe(self, generation: int) -> None:
-        qm = self._rmq_qmgr
-        mqi = qm._rmq_mqi
+    # -- the resilience hook -----------------------------------------------------------------------------
+    def reopen(self, session: MQSession) -> bool:
+        """Resume (durable) or make again (non-durable) on a new connection; False once closed."""
+        if self._rmq_closed:
+            return False
+        self._rmq_subscribe(session)
+        return True
+
+    # -- resilience --------------------------------------------------------------------------------------
+    def _rmq_subscribe(self, session: MQSession) -> None:
+        ops = self._rmq_ops
+        mqi = ops.mqi
         c = mqi.CMQC
         with self._rmq_lock:
-            if self._rmq_opened_gen == generation:
+            if self._rmq_opened == session.key:
                 return
             options = c.MQSO_CREATE | c.MQSO_FAIL_IF_QUIESCING
             options |= c.MQSO_DURABLE | c.MQSO_RESUME if self.durable else c.MQSO_NON_DURABLE
@@ -434,58 +450,23 @@ class ResilientSubscription(_ResilientObject):
             if self.topic_string:
                 sd.set_vs("ObjectString", self.topic_string.encode("utf-8"))
             if self._rmq_sub is not None:
-                self._rmq_sub._rmq_forget()
+                self._rmq_sub.forget()
             subscription_class: Any = concrete_class(_QuietSubscription, "Subscription", mqi)
-            sub = subscription_class(qm)
+            sub = subscription_class(ops.qmgr)
             if self._rmq_queue is not None:
-                self._rmq_queue._rmq_ensure_open(generation, c.MQOO_INPUT_AS_Q_DEF)
+                self._rmq_queue.open_on(session, c.MQOO_INPUT_AS_Q_DEF)
                 sub.sub(sub_desc=sd, sub_queue=self._rmq_queue)
             else:
                 sub.sub(sub_desc=sd)
-            self._rmq_sub, self._rmq_opened_gen = sub, generation
+            self._rmq_sub, self._rmq_opened = sub, session.key
 
-    def _rmq_reopen(self, generation: int) -> bool:
-        if self._rmq_closed:
-            return False
-        self._rmq_subscribe(generation)
-        return True
-
-    def _rmq_ensure_open(self, generation: int, default_options: int) -> None:
-        self._rmq_subscribe(generation)
+    def _rmq_ensure_open(self, session: MQSession, default_options: int) -> None:
+        self._rmq_subscribe(session)
 
     def _rmq_base_get(self, max_length: int | None, md: Any, gmo: Any, kwargs: dict[str, Any]) -> bytes:
-        if self._rmq_queue is not None:
-            return self._rmq_queue._rmq_base_get(max_length, md, gmo, kwargs)
-        return self._rmq_sub.sub_queue.get(max_length, md, gmo)  # type: ignore[no-any-return]
-
-
-@contextlib.contextmanager
-def property_handle(
-    qm: ResilientWebSphereMQQueueManager, pmo: Any, properties: Mapping[str, Any] | None
-) -> Iterator[None]:
-    """For a direct put with ``properties=``: a message handle on the main connection, deleted afterwards."""
-    if not properties:
-        yield
-        return
-    mqi = qm._rmq_mqi
-    handle = mqi.MessageHandle(qm)
-    try:
-        for name, value, ptype in codec.properties_from_mapping(mqi, properties):
-            handle.properties.set(name, codec.decode_value(value), property_type=ptype)
-        pmo.OriginalMsgHandle = handle.msg_handle
-        yield
-    finally:
-        pmo.OriginalMsgHandle = 0
-        with contextlib.suppress(Exception):
-            handle.dlt()
-
-
-def od_fields(od: Any) -> dict[str, str]:
-    return {
-        "ObjectName": text(od.ObjectName),
-        "ObjectQMgrName": text(od.ObjectQMgrName),
-        "AlternateUserId": text(getattr(od, "AlternateUserId", b"")),
-    }
+        # The MQI's Subscription gets through a plain Queue on the subscription's queue handle (the given
+        # queue's own handle when one was given).
+        return self._rmq_sub.sub_queue.get(max_length, md, gmo, **kwargs)  # type: ignore[no-any-return]
 
 
 class _QuietSubscription:
@@ -499,7 +480,8 @@ class _QuietSubscription:
     _rmq_base: ClassVar[Any] = None
     _rmq_forgotten = False
 
-    def _rmq_forget(self) -> None:
+    def forget(self) -> None:
+        """This subscription's connection is gone: close nothing of it, ever."""
         self._rmq_forgotten = True
         forget_handle(getattr(self, "sub_queue", None))
 
@@ -508,11 +490,3 @@ class _QuietSubscription:
             return
         with contextlib.suppress(Exception):
             self._rmq_base.__del__(self)
-
-
-def forget_handle(queue: Any) -> None:
-    """Make a queue object of a connection that is gone forget its handle, so nothing closes it later on
-    another connection (where the same number may name another object)."""
-    if queue is not None:
-        with contextlib.suppress(Exception):
-            queue.set_handle(None)

@@ -1,23 +1,21 @@
-"""Connecting to IBM MQ: validated settings, the endpoints, and the supervisor's connector.
-
-The connector opens two connections per endpoint (the application's, which is the queue manager object
-itself, and the sender's), then reopens what was open, all before the supervisor calls the connection up.
-"""
+"""How to connect to IBM MQ: the validated settings, the endpoints, and the MQCONNX arguments they make."""
 
 from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .reasons import translate
-
-if TYPE_CHECKING:
-    from resilientmq.ibmmq import ResilientWebSphereMQQueueManager
-
-__all__ = ["BINDINGS", "Connector", "Settings", "copy_struct", "make_settings", "str_or_none", "text"]
+__all__ = [
+    "BINDINGS",
+    "Settings",
+    "connect_arguments",
+    "copy_struct",
+    "make_settings",
+    "str_or_none",
+    "text",
+]
 
 BINDINGS = "bindings"
 """The endpoint of a local (bindings) connection."""
@@ -118,60 +116,6 @@ def text(value: Any) -> str:
     return str(raw.split(b"\0", 1)[0].decode("utf-8", "replace").strip())
 
 
-class Connector:
-    """The supervisor's connector: both connections up and everything reopened, or an error."""
-
-    def __init__(self, owner: ResilientWebSphereMQQueueManager) -> None:
-        self._owner = owner
-
-    def open(self, endpoint: str) -> None:
-        owner = self._owner
-        mqi = owner._rmq_mqi
-        with owner._rmq_cond:
-            self._drop()
-            try:
-                try:
-                    owner._rmq_connect(owner, endpoint)
-                    sender = mqi.QueueManager(None)
-                    owner._rmq_connect(sender, endpoint)
-                except (mqi.MQMIError, mqi.PYIFError) as exc:
-                    err = translate(
-                        exc,
-                        mqi,
-                        f"MQCONN to {owner._rmq_settings.queue_manager_name or 'QM'} at {endpoint}",
-                        connecting=True,
-                    )
-                    raise err from exc
-                owner._rmq_sender_qm = sender
-                owner._rmq_generation += 1
-                owner._rmq_epoch = owner._rmq.supervisor.epoch + 1
-                owner._rmq_restore(owner._rmq_generation)
-            except BaseException:
-                self._drop()
-                raise
-            owner._rmq_cond.notify_all()
-
-    def close(self) -> None:
-        with self._owner._rmq_cond:
-            self._drop()
-            self._owner._rmq_cond.notify_all()
-
-    def _drop(self) -> None:
-        owner = self._owner
-        base = owner._rmq_base
-        # MQDISC commits an open unit of work (distributed platforms): back it out first, as a broken
-        # connection would, so commit() can say for sure that it did not happen.
-        calls: tuple[Callable[[], Any], ...] = (lambda: base.backout(owner), lambda: base.disconnect(owner))
-        for call in calls:
-            with contextlib.suppress(Exception):
-                base.get_handle(owner)
-                call()
-        sender, owner._rmq_sender_qm = owner._rmq_sender_qm, None
-        if sender is not None:
-            with contextlib.suppress(Exception):
-                sender.disconnect()
-
-
 def copy_struct(cls: Any, source: Any) -> Any:
     """A new ``cls`` structure with the fields of ``source`` (None: defaults)."""
     made = cls()
@@ -188,3 +132,33 @@ def copy_struct(cls: Any, source: Any) -> Any:
                     if value:
                         made.set_vs(vs, value)
     return made
+
+
+def connect_arguments(mqi: Any, settings: Settings, endpoint: str) -> dict[str, Any]:
+    """The keyword arguments of ``QueueManager.connect_with_options`` for one connection to ``endpoint``
+    (``BINDINGS`` for a local one): the channel fields from the settings win over a given ``cd``."""
+    c = mqi.CMQC
+    s = settings
+    cno = copy_struct(mqi.CNO, s.cno)
+    cno.Options |= s.cno_options
+    kwargs: dict[str, Any] = {"cno": cno}
+    if endpoint != BINDINGS:
+        cd = copy_struct(mqi.CD, s.cd)
+        cd.ChannelName = (s.channel or "").encode("ascii")
+        cd.ConnectionName = endpoint.encode("ascii")
+        cd.ChannelType = mqi.CMQXC.MQCHT_CLNTCONN
+        cd.TransportType = mqi.CMQXC.MQXPT_TCP
+        if s.cipher_spec:
+            cd.SSLCipherSpec = s.cipher_spec.encode("ascii")
+        kwargs["cd"] = cd
+        cno.Options |= c.MQCNO_CLIENT_BINDING
+        if s.key_repository or s.sco is not None:
+            sco = copy_struct(mqi.SCO, s.sco)
+            if s.key_repository:
+                sco.KeyRepository = s.key_repository.encode("utf-8")
+            kwargs["sco"] = sco
+    if s.csp is not None:
+        kwargs["csp"] = s.csp
+    elif s.user is not None:
+        kwargs["user"], kwargs["password"] = s.user, s.password
+    return kwargs

@@ -1,4 +1,4 @@
-"""IBM MQ constants with IBM's numeric values: the subset resilientmq's simulator and reason table use.
+"""IBM MQ constants with IBM's numeric values: the subset the simulator uses, and IBM's full tables.
 
 The values are IBM's own (``cmqc.h``; the ``CMQC``/``CMQXC``/``CMQCFC`` modules of the ``ibmmq`` package),
 listed here so the simulator works where ``ibmmq`` is not installed at all. A name outside the subset is

@@ -16,12 +16,15 @@ from typing import Any
 
 from resilientmq.core.errors import InvalidMessageError
 
+from .settings import text
+
 __all__ = [
     "adjusted_expiry",
     "decode_value",
     "encode_value",
     "md_fields",
     "new_msg_id",
+    "od_fields",
     "property_type_of",
     "read_handle_properties",
     "restore_md",
@@ -50,6 +53,15 @@ def decode_value(value: Any) -> Any:
 def md_fields(md: Any) -> dict[str, Any]:
     """Every settable MQMD field, JSON-safe (the structure's own bookkeeping fields are left out)."""
     return {k: encode_value(v) for k, v in md.get().items() if not k.startswith("_")}
+
+
+def od_fields(od: Any) -> dict[str, str]:
+    """The fields of an MQI ``OD`` a buffered put or put1 is replayed with."""
+    return {
+        "ObjectName": text(od.ObjectName),
+        "ObjectQMgrName": text(od.ObjectQMgrName),
+        "AlternateUserId": text(getattr(od, "AlternateUserId", b"")),
+    }
 
 
 def restore_md(mqi: Any, fields: Mapping[str, Any]) -> Any:
