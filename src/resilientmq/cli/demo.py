@@ -1,16 +1,10 @@
-"""The ``resilientmq`` command: a demonstration against real brokers, and a look inside durable buffers.
-
-resilientmq demo [--messages N] [--only stomp|kafka|mq]
-resilientmq buffer PATH [--failed]
-"""
+"""``resilientmq demo``: messages sent through broker outages by a plain client and by ours, counted on the
+other side by an independent consumer. Uses the test kit's real brokers (and the MQ simulator)."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,61 +13,21 @@ from typing import Any
 import stomp
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from resilientmq.core.buffer import SqliteBuffer
-from resilientmq.core.errors import ResilientMQError
-from resilientmq.ibmmq import ResilientWebSphereMQQueueManager
-from resilientmq.kafka import ReconnectAwareKafkaProducer
-from resilientmq.core.policy import ReconnectPolicy
-from resilientmq.stomp import ResilientActiveMQConnection
+from resilientmq import (
+    ReconnectAwareKafkaProducer,
+    ReconnectPolicy,
+    ResilientActiveMQConnection,
+    ResilientWebSphereMQQueueManager,
+)
 from resilientmq.testing import ActiveMQBroker, ChaosProxy, mqsim, start_tansu_behind_proxy
 
-__all__ = ["main"]
+__all__ = ["run"]
 
 DemoResult = dict[str, Any]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="resilientmq", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser(
-        "demo", help="send messages through broker outages and count them on the other side"
-    )
-    demo.add_argument("--messages", type=int, default=3000)
-    demo.add_argument("--only", choices=["stomp", "kafka", "mq"], action="append")
-    buf = sub.add_parser("buffer", help="show what a durable buffer file holds")
-    buf.add_argument("path")
-    buf.add_argument("--failed", action="store_true", help="list the failed messages with their reasons")
-    buf.add_argument("--limit", type=int, default=20)
-    args = parser.parse_args(argv)
-    if args.command == "buffer":
-        return _buffer(args.path, args.failed, args.limit)
-    return _demo(args.messages, args.only or ["stomp", "kafka", "mq"])
-
-
-def _buffer(path: str, failed: bool, limit: int) -> int:
-    try:
-        buffer = SqliteBuffer(path, max_messages=10**9)
-    except (ResilientMQError, OSError, ValueError) as exc:
-        print(f"resilientmq: {exc}", file=sys.stderr)
-        return 2
-    try:
-        pending = buffer.peek(0, limit)
-        records = buffer.failed()
-        print(json.dumps({"path": path, "pending": len(buffer), "failed": len(records)}))
-        for e in pending:
-            print(
-                json.dumps({"pending": e.seq, "id": e.id, "destination": e.destination, "bytes": len(e.body)})
-            )
-        if failed:
-            for r in records[:limit]:
-                print(json.dumps({"failed": r.envelope.seq, "id": r.id, "destination": r.destination,
-                                  "error": r.error_type, "reason": r.reason}))  # fmt: skip
-    finally:
-        buffer.close()
-    return 0
-
-
-def _demo(messages: int, parts: Sequence[str]) -> int:
+def run(messages: int, parts: Sequence[str]) -> int:
+    """Run the chosen parts of the demonstration and print the tally; 1 if ours lost anything."""
     # The plain clients' tracebacks are the expected failure, not news; keep the table readable.
     logging.basicConfig(level=logging.ERROR, format="  %(name)s: %(message)s")
     for noisy in ("stomp.py", "kafka"):
@@ -340,7 +294,3 @@ def _count_stomp(host_and_ports: list[tuple[str, int]], dest: str) -> list[str]:
                 break
     conn.disconnect()
     return got
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

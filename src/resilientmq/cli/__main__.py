@@ -1,0 +1,5 @@
+"""``python -m resilientmq.cli``."""
+
+from . import main
+
+raise SystemExit(main())
