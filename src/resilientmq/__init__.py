@@ -1,6 +1,13 @@
-"""resilientmq: drop-in messaging clients that survive broker outages without losing a message."""
+"""resilientmq: drop-in messaging clients that survive broker outages without losing a message.
+
+The clients load on first use (PEP 562), so ``import resilientmq`` does not import stomp.py, kafka-python
+and the MQ client at once, and an application pays only for the brokers it talks to.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .core.buffer import Envelope, FailedMessage, MemoryBuffer, OverflowPolicy, SqliteBuffer
 from .core.errors import (
@@ -20,11 +27,35 @@ from .core.errors import (
     ResilientMQError,
     TransactionRolledBackError,
 )
-from .ibmmq import ResilientQueue, ResilientSubscription, ResilientWebSphereMQQueueManager
-from .kafka import ReconnectAwareKafkaProducer
 from .core.policy import FOREVER, ReconnectPolicy
-from .stomp import DeduplicatingListener, ResilientActiveMQConnection
 from .core.supervisor import ConnectionState, ReconnectListener
+
+if TYPE_CHECKING:
+    from .ibmmq import ResilientQueue, ResilientSubscription, ResilientWebSphereMQQueueManager
+    from .kafka import ReconnectAwareKafkaProducer
+    from .stomp import DeduplicatingListener, ResilientActiveMQConnection
+
+_CLIENTS = {
+    "DeduplicatingListener": "resilientmq.stomp",
+    "ResilientActiveMQConnection": "resilientmq.stomp",
+    "ReconnectAwareKafkaProducer": "resilientmq.kafka",
+    "ResilientQueue": "resilientmq.ibmmq",
+    "ResilientSubscription": "resilientmq.ibmmq",
+    "ResilientWebSphereMQQueueManager": "resilientmq.ibmmq",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _CLIENTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'resilientmq' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 __version__ = "0.1.0"
 
