@@ -135,7 +135,7 @@ def test_initial_connect_retries_with_backoff_then_succeeds() -> None:
     assert sup.state is ConnectionState.CONNECTED
     assert conn.opened == ["a", "a", "a"]
     assert waiter.delays == [1.0, 2.0]
-    assert sup.epoch == 1
+    assert conn.epochs == [1, 2, 3] and sup.epoch == 3  # every attempt has a number of its own
     sup.close()
 
 
@@ -167,7 +167,7 @@ def test_reconnect_after_loss_reports_attempts_delays_and_order_to_listeners() -
     sup.connect()
     conn.failures = 3
     sup.report_lost(ConnectionLostError("reset"), epoch=sup.epoch)
-    assert sup.wait_connected(timeout=5) == 2
+    assert sup.wait_connected(timeout=5) == 5  # attempts 2, 3 and 4 failed
     events = rec.wait_for("reconnected")
     assert events == [
         ("lost", "ConnectionLostError"),
@@ -267,7 +267,7 @@ def test_raising_listener_does_not_stop_the_loop() -> None:
     sup.connect()
     conn.failures = 1
     sup.report_lost(None)
-    assert sup.wait_connected(5) == 2
+    assert sup.wait_connected(5) == 3  # attempt 2 failed
     rec.wait_for("reconnected")
     sup.close()
 
@@ -325,7 +325,7 @@ def test_background_connect_returns_at_once() -> None:
     conn = ScriptedConnector(failures=2)
     sup, waiter, _ = make(conn)
     sup.connect(wait=False)
-    assert sup.wait_connected(5) == 1
+    assert sup.wait_connected(5) == 3  # attempts 1 and 2 failed
     assert waiter.delays == [1.0, 2.0]
     sup.close()
 
@@ -428,7 +428,7 @@ def test_a_loss_reported_by_a_failed_attempt_does_not_hit_the_next_connection() 
     sup.connect()
     sup.report_lost(None, epoch=1)
     rec.wait_for("reconnected")  # attempt 2 failed, attempt 3 connected
-    assert sup.epoch == 2 and len(conn.opened) == 3
+    assert sup.epoch == 3 and len(conn.opened) == 3
     assert sup.state is ConnectionState.CONNECTED
     assert sup.stats()["connection_losses"] == 1
     sup.close()

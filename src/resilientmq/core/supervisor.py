@@ -10,6 +10,7 @@ and :meth:`Supervisor.run` is the one way to run an operation on a live connecti
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import queue
 import random
@@ -185,7 +186,9 @@ class Supervisor(Generic[E, S]):
         self._state = ConnectionState.DISCONNECTED
         self._closed = False  # final: close() was called
         self._generation = 0  # bumped by disconnect()/close() so a running cycle knows to stop
-        self._epoch = 0
+        self._epoch = 0  # the live (or last) connection's number
+        self._opening = 0  # the number of the connection attempt under way, 0 when none is
+        self._attempt_numbers = itertools.count(1)
         self._endpoint: E | None = None
         self._session: S | None = None
         self._pending_cycle = False
@@ -207,7 +210,8 @@ class Supervisor(Generic[E, S]):
 
     @property
     def epoch(self) -> int:
-        """Counts successful connections; tags work done on one connection so late news is ignored."""
+        """The live (or last) connection's number. Every connection attempt gets a new, higher one, so
+        work and news tagged with it are never mistaken for another connection's."""
         return self._epoch
 
     @property
@@ -280,7 +284,7 @@ class Supervisor(Generic[E, S]):
         ``open()`` returns, so a connection that dies during set-up is not taken for live.
         """
         with self._lock:
-            if epoch == self._epoch + 1 and self._state in (
+            if epoch is not None and epoch == self._opening and self._state in (
                 ConnectionState.CONNECTING,
                 ConnectionState.RECONNECTING,
             ):
@@ -497,13 +501,16 @@ class Supervisor(Generic[E, S]):
                 if self._generation != generation:
                     return False
                 self.connect_attempts += 1
-                # Cycles are serialised and only _connected() moves the epoch: this is the next one.
-                epoch = self._epoch + 1
                 with self._lock:
+                    epoch = self._opening = next(self._attempt_numbers)
                     self._early_loss = None  # news of an earlier attempt's connection, not of this one
                 try:
                     session = self._connector.open(endpoint, epoch, self._reporter(epoch))
                 except Exception as exc:
+                    with self._lock:
+                        self._opening = 0
+                    if self._generation != generation:
+                        return False  # cancelled by disconnect()/close(): the error is the cancellation's
                     if isinstance(exc, ResilientMQError) and not exc.retriable:
                         log.error("%s: %s refused us for good: %s", self.name, endpoint, exc)
                         self._fail(exc, generation)
@@ -521,6 +528,7 @@ class Supervisor(Generic[E, S]):
 
     def _connected(self, endpoint: E, session: S, first: bool, generation: int) -> bool:
         with self._lock:
+            self._opening = 0
             stale = self._generation != generation
             if not stale:
                 self._epoch = session.epoch
