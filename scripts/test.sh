@@ -9,5 +9,7 @@ echo "[test] ruff"
 .venv/bin/ruff format --check src tests benchmarks
 echo "[test] mypy --strict src"
 .venv/bin/mypy
+echo "[test] import-linter (the layers: core, adapters, test kit)"
+.venv/bin/lint-imports --no-cache
 echo "[test] pytest"
 exec .venv/bin/python -m pytest "$@"
