@@ -111,7 +111,7 @@ def _call(
 
 # -- the verbs, in ibmmqc's calling conventions -----------------------------------------------------------
 def MQCONN(name: bytes) -> tuple[Any, ...]:
-    return _call(lambda: (_sim()._connect(name, client=False), 0, 0), lambda c, r: (None, c, r))
+    return _call(lambda: (_sim().mqconn(name, client=False), 0, 0), lambda c, r: (None, c, r))
 
 
 def MQCONNX(name: bytes, cno: bytes, cd: bytes, csp: bytes, sco: bytes, bno: bytes) -> tuple[Any, ...]:
@@ -126,7 +126,7 @@ def MQCONNX(name: bytes, cno: bytes, cd: bytes, csp: bytes, sco: bytes, bno: byt
         return None if value is None else value.decode()
 
     def connect() -> tuple[Any, ...]:
-        hconn = _sim()._connect(
+        hconn = _sim().mqconn(
             name,
             client=real_cd is not None,
             channel=structures.text(real_cd.ChannelName) if real_cd is not None else "",
@@ -143,7 +143,7 @@ def MQCONNX(name: bytes, cno: bytes, cd: bytes, csp: bytes, sco: bytes, bno: byt
 
 
 def MQDISC(hconn: int) -> tuple[Any, ...]:
-    return _call(_status(lambda: _sim()._disconnect(hconn)), lambda c, r: (c, r))
+    return _call(_status(lambda: _sim().mqdisc(hconn)), lambda c, r: (c, r))
 
 
 def MQOPEN(hconn: int, od: bytes, options: int) -> tuple[Any, ...]:
@@ -151,14 +151,14 @@ def MQOPEN(hconn: int, od: bytes, options: int) -> tuple[Any, ...]:
     ours = _to_sim(real, mqsim.OD)
 
     def run() -> tuple[Any, ...]:
-        hobj = _sim()._open(hconn, ours, options)
+        hobj = _sim().mqopen(hconn, ours, options)
         return hobj, _back(ours, real), 0, 0
 
     return _call(run, lambda c, r: (None, od, c, r))
 
 
 def MQCLOSE(hconn: int, hobj: int, options: int) -> tuple[Any, ...]:
-    return _call(_status(lambda: _sim()._close(hconn, hobj, options)), lambda c, r: (c, r))
+    return _call(_status(lambda: _sim().mqclose(hconn, hobj, options)), lambda c, r: (c, r))
 
 
 def _put(verb: Callable[[Any, Any], None], md: bytes, pmo: bytes) -> tuple[Any, ...]:
@@ -173,19 +173,19 @@ def _put(verb: Callable[[Any, Any], None], md: bytes, pmo: bytes) -> tuple[Any, 
 
 
 def MQPUT(hconn: int, hobj: int, md: bytes, pmo: bytes, msg: bytes) -> tuple[Any, ...]:
-    return _put(lambda m, p: _sim()._put(hconn, hobj, m, p, msg), md, pmo)
+    return _put(lambda m, p: _sim().mqput(hconn, hobj, m, p, msg), md, pmo)
 
 
 def MQPUT1(hconn: int, od: bytes, md: bytes, pmo: bytes, msg: bytes) -> tuple[Any, ...]:
     sim_od = _to_sim(_unpack("OD", od), mqsim.OD)
-    return _put(lambda m, p: _sim()._put1(hconn, sim_od, m, p, msg), md, pmo)
+    return _put(lambda m, p: _sim().mqput1(hconn, sim_od, m, p, msg), md, pmo)
 
 
 def MQGET(hconn: int, hobj: int, md: bytes, gmo: bytes, length: int) -> tuple[Any, ...]:
     real_md, real_gmo = _unpack("MD", md), _unpack("GMO", gmo)
     sim_md, sim_gmo = _to_sim(real_md, mqsim.MD), _to_sim(real_gmo, mqsim.GMO)
     try:
-        body = _sim()._get(hconn, hobj, sim_md, sim_gmo, length)
+        body = _sim().mqget(hconn, hobj, sim_md, sim_gmo, length)
     except mqsim.MQMIError as exc:
         message = getattr(exc, "message", b"")
         original = getattr(exc, "original_length", 0)
@@ -210,7 +210,7 @@ def MQINQ(
     c = _ibmmq().CMQC
 
     def run() -> tuple[Any, ...]:
-        attrs = _sim()._inquire(hconn, hobj, selectors)
+        attrs = _sim().mqinq(hconn, hobj, selectors)
         ints = [attrs[s] for s in selectors if c.MQIA_FIRST <= s <= c.MQIA_LAST]
         chars = b"".join(
             structures.pad(attrs[s], mqinq.get_attr_length(s), b" ")
@@ -226,7 +226,7 @@ def MQSET(
     hconn: int, hobj: int, selectors: list[int], int_attrs: list[int], char_attrs: bytes
 ) -> tuple[Any, ...]:
     return _call(
-        _status(lambda: _sim()._set(hconn, hobj, dict(zip(selectors, int_attrs, strict=True)))),
+        _status(lambda: _sim().mqset(hconn, hobj, dict(zip(selectors, int_attrs, strict=True)))),
         lambda c, r: (c, r),
     )
 
@@ -236,14 +236,14 @@ def MQSUB(hconn: int, sd: bytes, hobj: int) -> tuple[Any, ...]:
     ours = _to_sim(real, mqsim.SD)
 
     def run() -> tuple[Any, ...]:
-        queue_handle, hsub = _sim()._subscribe(hconn, ours, hobj)
+        queue_handle, hsub = _sim().mqsub(hconn, ours, hobj)
         return _back(ours, real), queue_handle, hsub, 0, 0
 
     return _call(run, lambda c, r: (sd, None, None, c, r))
 
 
 def MQCRTMH(hconn: int, cmho: bytes) -> tuple[Any, ...]:
-    return _call(lambda: (_sim()._create_message_handle(hconn), 0, 0), lambda c, r: (None, c, r))
+    return _call(lambda: (_sim().mqcrtmh(hconn), 0, 0), lambda c, r: (None, c, r))
 
 
 def _properties(hconn: int, hmsg: int) -> Any:
@@ -264,21 +264,18 @@ def MQINQMP(
     hconn: int, hmsg: int, impo: bytes, name: bytes, pd: bytes, ptype: int, max_length: int
 ) -> tuple[Any, ...]:
     options = _unpack("IMPO", impo).Options
-
-    def run() -> tuple[Any, ...]:
-        got = _properties(hconn, hmsg).get(name, impo_options=options)
-        if isinstance(got, tuple):
-            return got[0], 0, got[1], 0, 0
-        return got, 0, b"", 0, 0
-
-    return _call(run, lambda c, r: (None, 0, b"", c, r))
+    try:
+        got = _properties(hconn, hmsg).get(name, impo_options=options, max_value_length=max_length)
+    except mqsim.MQMIError as exc:
+        return None, getattr(exc, "data_length", 0), b"", exc.comp, exc.reason
+    if isinstance(got, tuple):
+        return got[0], 0, got[1], 0, 0
+    return got, 0, b"", 0, 0
 
 
 def MQDLTMH(hconn: int, hmsg: int, dmho: bytes) -> tuple[Any, ...]:
     def run() -> tuple[Any, ...]:
-        with _sim()._cond:
-            if _sim()._msg_handles.pop(hmsg, None) is None:
-                raise mqsim.MQMIError(2, _ibmmq().CMQC.MQRC_HMSG_ERROR)
+        _sim().mqdltmh(hmsg)
         _state["props"].pop(hmsg, None)
         return 0, 0
 
@@ -294,9 +291,9 @@ _VERBS: dict[str, Callable[..., tuple[Any, ...]]] = {
     "MQPUT": MQPUT,
     "MQPUT1": MQPUT1,
     "MQGET": MQGET,
-    "MQBEGIN": _simple(lambda h: _sim()._begin(h)),
-    "MQCMIT": _simple(lambda h: _sim()._commit(h)),
-    "MQBACK": _simple(lambda h: _sim()._backout_call(h)),
+    "MQBEGIN": _simple(lambda h: _sim().mqbegin(h)),
+    "MQCMIT": _simple(lambda h: _sim().mqcmit(h)),
+    "MQBACK": _simple(lambda h: _sim().mqback(h)),
     "MQINQ": MQINQ,
     "MQSET": MQSET,
     "MQSUB": MQSUB,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import os
 from collections.abc import Iterator
@@ -16,6 +17,17 @@ from resilientmq.testing import mqsim
 FAST = ReconnectPolicy(initial_delay=0.01, multiplier=2.0, max_delay=0.05, max_attempts=FOREVER)
 
 _names = itertools.count(1)
+
+
+def ibmmq_installed() -> bool:
+    """True when the ``ibmmq`` package can be found (its pure-Python part; IBM's C client may be missing).
+
+    Robust to an import hook that blocks ``ibmmq`` (test_without_ibmmq.py runs the suite under one).
+    """
+    try:
+        return importlib.util.find_spec("ibmmq") is not None
+    except ImportError:
+        return False
 
 
 class MQTarget:

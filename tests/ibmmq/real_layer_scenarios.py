@@ -192,6 +192,59 @@ def durable_subscription_resumes() -> None:
     qm.disconnect()
 
 
+@scenario
+def synchronous_puts_fill_the_md() -> None:
+    sim.define_queue("T.SYNC")
+    qm = resilient()
+    q = qm.open_queue("T.SYNC", C.MQOO_OUTPUT)
+    md, pmo = ibmmq.MD(), ibmmq.PMO()
+    q.put(b"now", md, pmo)  # IBM's MD.pack()/unpack() round trip carries MQ's output fields back
+    assert md.PutDate.strip() and md.PutTime.strip() and pmo.ResolvedQName.strip().startswith(b"T.SYNC")
+    assert [b for b, _md, _p in drain("T.SYNC")] == [b"now"]  # there when put() returned
+    q.close()
+    # Nothing left open (IBM's PCFExecute needs a command server; the simulator's own PCF answers here).
+    sim.mqi.PCFExecute(sim.mqi.connect(*ARGS)).MQCMD_DELETE_Q({C.MQCA_Q_NAME: b"T.SYNC"})
+    qm.disconnect()
+
+
+@scenario
+def rfh2_matches_ibmmqs_class() -> None:
+    sim.define_queue("T.RFH2")
+    qm = ibmmq.connect(*ARGS)
+    q = ibmmq.Queue(qm, "T.RFH2", C.MQOO_OUTPUT | C.MQOO_INPUT_SHARED)
+    theirs = ibmmq.RFH2(Format=C.MQFMT_STRING, CodedCharSetId=1208, NameValueCCSID=1208)
+    theirs.add_folder(b"<mcd><Msd>jms_text</Msd></mcd>")
+    theirs.add_folder(b"<usr><colour>red</colour></usr>")
+    md = ibmmq.MD(Format=C.MQFMT_RF_HEADER_2, Encoding=273)
+    q.put_rfh2(b"payload", md, ibmmq.PMO(), [theirs])  # IBM's packing, big-endian
+    ours = mqsim.RFH2()
+    raw = ibmmq.Queue(qm, "T.RFH2", C.MQOO_BROWSE).get(
+        None, ibmmq.MD(), ibmmq.GMO(Options=C.MQGMO_BROWSE_FIRST)
+    )
+    ours.unpack(raw, 273)
+    assert ours.get() == theirs.get() and raw[ours["StrucLength"] :] == b"payload"
+    mine, fresh = (
+        cls(Format=C.MQFMT_STRING, CodedCharSetId=1208, NameValueCCSID=1208)
+        for cls in (mqsim.RFH2, ibmmq.RFH2)
+    )
+    for folder in (b"<mcd><Msd>jms_text</Msd></mcd>", b"<usr><colour>red</colour></usr>"):
+        mine.add_folder(folder)
+        fresh.add_folder(folder)
+    assert mine.pack() == fresh.pack() and mine.pack(273) == fresh.pack(273)  # byte for byte
+    read = ibmmq.RFH2()
+    read.unpack(mine.pack(273), 273)
+    assert read.get() == mine.get()
+    handle = ibmmq.MessageHandle(qm)
+    handle.properties.set("colour", "blue")
+    q.put(b"props", ibmmq.MD(Format=C.MQFMT_STRING), ibmmq.PMO(OriginalMsgHandle=handle.msg_handle))
+    q.get()  # the RFH2 message put above
+    got_md, headers = ibmmq.MD(), []
+    assert q.get_rfh2(None, got_md, ibmmq.GMO(), headers) == b"props"  # the simulator's RFH2, IBM's parser
+    assert headers[0].get_folders() == ["usr"] and b"<colour>blue</colour>" in headers[0]["usr"]
+    q.close()
+    qm.disconnect()
+
+
 if __name__ == "__main__":
     wanted = set(sys.argv[1:])
     for fn in SCENARIOS:

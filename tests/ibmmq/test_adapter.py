@@ -236,7 +236,8 @@ def test_unknown_queue_fails_fast_with_its_reason_code(mq: MQTarget) -> None:
 
 def test_message_too_big_ends_in_the_failed_list_without_retrying(sim_mq: MQTarget) -> None:
     queue = sim_mq.queue(max_msg_length=100)
-    qm = sim_mq.resilient()
+    # Pipelined puts: a refusal is met by the sender (a synchronous put raises it: test_sync_puts.py).
+    qm = sim_mq.resilient(async_puts=True)
     q = qm.open_queue(queue, sim_mq.C.MQOO_OUTPUT)
     started = time.monotonic()
     q.put(b"x" * 200)

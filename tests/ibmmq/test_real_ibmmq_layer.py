@@ -4,12 +4,12 @@ unchanged on the real module. Runs in a process of its own (importing ibmmq is f
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from mqtarget import ibmmq_installed
 
 SCRIPT = Path(__file__).with_name("real_layer_scenarios.py")
 SCENARIOS = [
@@ -20,10 +20,12 @@ SCENARIOS = [
     "permanent_errors_are_mqmierrors_too",
     "dynamic_queue_and_request_reply",
     "durable_subscription_resumes",
+    "synchronous_puts_fill_the_md",
+    "rfh2_matches_ibmmqs_class",
 ]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ibmmq") is None, reason="the ibmmq package is not installed")
+@pytest.mark.skipif(not ibmmq_installed(), reason="the ibmmq package is not installed")
 def test_the_adapter_runs_on_ibms_own_ibmmq_classes() -> None:
     done = subprocess.run(
         [sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120, check=False

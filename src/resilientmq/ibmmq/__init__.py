@@ -18,14 +18,18 @@ The queue manager object *is* an instance of the MQI module's ``QueueManager`` (
 when first constructed (one subclass per module, reused, :mod:`.loader`). Code written for
 ``ibmmq.QueueManager`` keeps working; what changes:
 
-* ``put()``/``put1()``/``publish()`` outside syncpoint go through the outbox: they return once the message
-  is accepted (durably, with ``buffer_path``) and a sender thread puts it, in order, on a connection of its
-  own; a put counts as delivered when MQPUT returned OK. The caller's MD gets its ``MsgId`` at once (one is
-  assigned unless ``MQPMO_NEW_MSG_ID`` asks MQ to); other output fields (``PutDate``, ...) are not filled in.
-  The MD and the PMO's options are kept as given; message properties are read from the PMO's
-  ``OriginalMsgHandle`` (or ``properties=``) at once, since a handle dies with its connection. An ``Expiry``
-  keeps counting while the message waits. Unknown or forbidden destinations fail at once while connected;
-  failures met later end in ``get_failed_messages()`` with the reason code; ``flush()`` waits.
+* ``put()``/``put1()``/``publish()`` outside syncpoint are synchronous while the queue manager is reachable,
+  as in ``ibmmq``: they return once MQPUT completed, with MQ's output fields in the caller's MD and PMO
+  (``PutDate``, ``PutTime``, ``ResolvedQName``, ...), and a put MQ refuses for good raises (a resilientmq
+  error that is also the MQI's ``MQMIError`` with MQ's reason). Only while it is unreachable (or while older
+  buffered messages still wait, so that order holds; or the queue is full or put-inhibited) is the message
+  buffered (durably, with ``buffer_path``) and the call returns at once; a sender thread then puts it, in
+  order, on a connection of its own, and it counts as delivered when MQPUT returned OK. ``async_puts=True``
+  buffers every put (pipelined, for throughput). A ``MsgId`` is assigned before the put unless the MD has one
+  or ``MQPMO_NEW_MSG_ID`` asks MQ to, so a copy sent again after a break carries the same one. Buffered
+  messages keep the MD and the PMO's options as given; their properties are read from the PMO's
+  ``OriginalMsgHandle`` (or ``properties=``) at once, since a handle dies with its connection; an ``Expiry``
+  keeps counting while they wait; failures met later end in ``get_failed_messages()`` with the reason code.
 * ``get()``, browse, ``inquire()``, ``set()``, PCF and opens wait for the connection to come back (bounded by
   ``operation_timeout`` and the reconnect policy) and run again; queues and subscriptions are reopened.
   A non-syncpoint destructive get whose connection breaks may lose that message (MQ's own rule for client
@@ -33,10 +37,11 @@ when first constructed (one subclass per module, reused, :mod:`.loader`). Code w
 * Units of work never retry silently: a break inside one makes ``commit()`` raise
   :class:`~resilientmq.TransactionRolledBackError` (MQ backed it out), ``MQRC_CALL_INTERRUPTED`` on commit
   :class:`~resilientmq.OutcomeUnknownError`. :meth:`ResilientWebSphereMQQueueManager.put_batch` replays a
-  rolled-back batch on the next connection, by the reconnect policy. A connection that breaks *during*
-  MQCMIT is reported as rolled back too: MQ backs out the unit of work of a connection that ends, and a
-  client cannot see whether the commit got there first; in that rare case a replay duplicates (at least
-  once), it never loses.
+  rolled-back batch: on the next connection after a break (by the reconnect policy), at once after
+  ``MQRC_BACKED_OUT`` on a connection that is still up (MQ's own client reconnect backed it out). A
+  connection that breaks *during* MQCMIT is reported as rolled back too: MQ backs out the unit of work of
+  a connection that ends, and a client cannot see whether the commit got there first; in that rare case a
+  replay duplicates (at least once), it never loses.
 * Errors: reason codes in :data:`resilientmq.ibmmq.errors.REASONS` become resilientmq errors that are also
   ``MQMIError`` instances (``.comp``, ``.reason``); other reasons pass through unchanged.
 
@@ -95,7 +100,9 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
     ``reconnect_interval_seconds`` or ``reconnect_policy``, ``buffer_*``, ``drain_timeout``: how long
     ``disconnect()`` flushes). MQ's own: ``operation_timeout``: how long a get, inquire, open or PCF command
     waits for a reconnection (None: until the policy gives up). ``background_connect=True`` returns at once
-    and connects in the background (puts are buffered). ``mqi``: ``"ibmmq"`` (the default, falling back to
+    and connects in the background (puts are buffered). ``async_puts=True``: every put outside syncpoint goes
+    through the outbox (it returns once accepted; pipelined), instead of being synchronous while connected.
+    ``mqi``: ``"ibmmq"`` (the default, falling back to
     ``"pymqi"``) or a module object such as ``resilientmq.testing.mqsim.Simulator().mqi``.
     ``cd``/``cno``/``sco``/``csp``: MQI structures whose fields are copied into every connection (the
     channel fields above win).
@@ -127,6 +134,7 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
         mq_client_reconnect: bool | int = False,
         operation_timeout: float | None = None,
         background_connect: bool = False,
+        async_puts: bool = False,
         mqi: Any = None,
         cd: Any = None,
         cno: Any = None,
@@ -159,8 +167,9 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
             client_name, options, self._rmq_connector, Endpoints(endpoints), max_in_flight=1
         )
         self._rmq_ops = Operations(
-            self, self._rmq_mqi, self._rmq, registry, counters, operation_timeout=settings.operation_timeout
-        )
+            self, self._rmq_mqi, self._rmq, registry, counters, operation_timeout=settings.operation_timeout,
+            async_puts=async_puts,
+        )  # fmt: skip
         if deferred:
             return
         try:
@@ -290,23 +299,23 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
         return ResilientQueue(self, name, open_options, on_recreated=on_recreated)
 
     def put1(self, q_desc: Any, msg: Any, *opts: Any, properties: Mapping[str, Any] | None = None) -> None:
-        """MQPUT1. Outside syncpoint the message is buffered and sent in order (see the package docs)."""
+        """MQPUT1. Outside syncpoint: at once while connected, else buffered (see the package docs)."""
         ops = self._rmq_ops
         md, pmo = ops.q_args(opts, put=True)
         body = ops.body(msg, md)
         od = ops.od(q_desc)
         c = self._rmq_mqi.CMQC
+
+        def now(session: MQSession, put_pmo: Any) -> None:
+            with ops.property_handle(put_pmo, properties):
+                self._rmq_base.put1(self, od, body, md, put_pmo)
+
         if pmo is not None and pmo.Options & c.MQPMO_SYNCPOINT:
-
-            def put1_now(session: MQSession) -> None:
-                with ops.property_handle(pmo, properties):
-                    self._rmq_base.put1(self, od, body, md, pmo)
-
-            ops.in_uow("MQPUT1", put1_now)
+            ops.in_uow("MQPUT1", lambda session: now(session, pmo))
             return
         fields = codec.od_fields(od)
-        ops.check_destination(fields, c.MQOT_Q)
-        ops.accept("put1", fields, 0, body, md, pmo, properties)
+        ops.send(f"MQPUT1 to {fields['ObjectName']}", "put1", fields, 0, body, md, pmo, properties, now,
+                 object_type=c.MQOT_Q)  # fmt: skip
 
     def publish(
         self,
@@ -316,20 +325,30 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
         topic_name: str | None = None,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
-        """Publish on a topic (a topic string and/or an administrative topic object); buffered like puts."""
+        """Publish on a topic (a topic string and/or an administrative topic object): at once while connected
+        (an MQPUT1 to the topic), else buffered like puts."""
         if not topic_string and not topic_name:
             raise ValueError("publish needs a topic_string or a topic_name")
         ops = self._rmq_ops
+        mqi = self._rmq_mqi
+        c = mqi.CMQC
         md, pmo = ops.q_args(opts, put=True)
         body = ops.body(msg, md)
-        if pmo is not None and pmo.Options & self._rmq_mqi.CMQC.MQPMO_SYNCPOINT:
+        if pmo is not None and pmo.Options & c.MQPMO_SYNCPOINT:
             raise InvalidMessageError(
                 "publish() sends outside syncpoint; use a Topic on this queue manager for that"
             )
         fields = {"ObjectName": topic_name or "", "ObjectString": topic_string or ""}
-        if topic_name:
-            ops.check_destination(fields, self._rmq_mqi.CMQC.MQOT_TOPIC)
-        ops.accept("pub", fields, 0, body, md, pmo, properties)
+        od = mqi.OD(ObjectType=c.MQOT_TOPIC, Version=c.MQOD_VERSION_4, ObjectName=(topic_name or "").encode())
+        if topic_string:
+            od.set_vs("ObjectString", topic_string.encode("utf-8"))
+
+        def now(session: MQSession, put_pmo: Any) -> None:
+            with ops.property_handle(put_pmo, properties):
+                self._rmq_base.put1(self, od, body, md, put_pmo)
+
+        ops.send(f"MQPUT1 to topic {topic_string or topic_name}", "pub", fields, 0, body, md, pmo, properties,
+                 now, object_type=c.MQOT_TOPIC if topic_name else None)  # fmt: skip
 
     def subscribe(
         self,
@@ -388,7 +407,6 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
         """
         if max_replays < 0:
             raise ValueError(f"max_replays must be >= 0, got {max_replays!r}")
-        target = queue if isinstance(queue, ResilientQueue) else self._rmq_helper_queue("out:" + queue, queue)
         mqi = self._rmq_mqi
         c = mqi.CMQC
         batch = []
@@ -414,9 +432,22 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
         def replaying(exc: BaseException) -> None:
             log.warning("%s: batch of %d rolled back (%s); putting it again", self._rmq.name, len(batch), exc)
 
-        return self._rmq_ops.replaying(
-            f"put_batch to {target.get_name()}", unit_of_work, max_replays=max_replays, on_replay=replaying
+        # A queue named here is opened for the batch and closed after it: nothing stays open on it.
+        target = (
+            queue
+            if isinstance(queue, ResilientQueue)
+            else self.open_queue(queue, c.MQOO_OUTPUT | c.MQOO_FAIL_IF_QUIESCING)
         )
+        try:
+            return self._rmq_ops.replaying(
+                f"put_batch to {target.get_name()}",
+                unit_of_work,
+                max_replays=max_replays,
+                on_replay=replaying,
+            )
+        finally:
+            if target is not queue:
+                target.close()
 
     def request(
         self,
@@ -441,7 +472,7 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
         mqi = self._rmq_mqi
         c = mqi.CMQC
         deadline = time.monotonic() + timeout
-        target = queue if isinstance(queue, ResilientQueue) else self._rmq_helper_queue("out:" + queue, queue)
+        target = queue if isinstance(queue, ResilientQueue) else self._rmq_mqi.OD(ObjectName=queue.encode())
         key, replies = self._rmq_reply_queue(reply_queue)
         request_md = codec.restore_md(mqi, codec.md_fields(md)) if md is not None else mqi.MD()
         body = self._rmq_ops.body(msg, request_md)
@@ -482,7 +513,7 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
     def reply(
         self, request_md: Any, msg: Any, md: Any = None, *, properties: Mapping[str, Any] | None = None
     ) -> None:
-        """Answer a request: put to its ReplyToQ with the CorrelId its Report options ask for (buffered)."""
+        """Answer a request: put to its ReplyToQ with the CorrelId its Report options ask for (as put1)."""
         mqi = self._rmq_mqi
         c = mqi.CMQC
         reply_to = text(request_md.ReplyToQ)
@@ -535,9 +566,15 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
             )
 
     def stats(self) -> dict[str, int]:
-        """The outbox and supervisor counters, plus units of work, retries and reopened objects."""
+        """The outbox and supervisor counters, plus units of work, retries and reopened objects.
+
+        Puts done at once while connected (``puts_direct``) count as accepted, sent and confirmed too.
+        """
         out = super().stats()
-        out.update(self._rmq_counters.snapshot())
+        ours = self._rmq_counters.snapshot()
+        out.update(ours)
+        for name in ("accepted", "sent", "confirmed"):
+            out[name] = out.get(name, 0) + ours["puts_direct"]
         return out
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -572,17 +609,18 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
 
     def _rmq_send_request(
         self,
-        target: ResilientQueue,
+        target: ResilientQueue | Any,
         key: str,
         replies: ResilientQueue,
         body: bytes,
         md: Any,
         properties: Mapping[str, Any] | None,
     ) -> int:
-        """Put the request now (it waits for its reply anyway); returns how often the reply queue had been
-        created anew by then."""
+        """Put the request now (it waits for its reply anyway) to ``target`` (a queue, or an OD for MQPUT1);
+        returns how often the reply queue had been created anew by then."""
         mqi = self._rmq_mqi
         c = mqi.CMQC
+        ops = self._rmq_ops
 
         def send(session: MQSession) -> int:
             replies.open_on(session, c.MQOO_INPUT_EXCLUSIVE)
@@ -591,7 +629,11 @@ class ResilientWebSphereMQQueueManager(ResilientClientMixin):
             md.ReplyToQMgr = b""
             md.MsgId = codec.new_msg_id()
             pmo = mqi.PMO(Options=c.MQPMO_NO_SYNCPOINT | c.MQPMO_FAIL_IF_QUIESCING)
-            target.put_on(session, body, md, pmo, properties)
+            if isinstance(target, ResilientQueue):
+                target.put_on(session, body, md, pmo, properties)
+            else:
+                with ops.property_handle(pmo, properties):
+                    self._rmq_base.put1(self, target, body, md, pmo)
             return recreated
 
-        return self._rmq_ops.run("MQPUT request", send)
+        return ops.run("MQPUT request", send)

@@ -21,6 +21,7 @@ from .settings import text
 __all__ = [
     "adjusted_expiry",
     "decode_value",
+    "encode_fields",
     "encode_value",
     "md_fields",
     "new_msg_id",
@@ -50,9 +51,23 @@ def decode_value(value: Any) -> Any:
     return value
 
 
+_defaults: dict[type, dict[str, Any]] = {}
+
+
 def md_fields(md: Any) -> dict[str, Any]:
-    """Every settable MQMD field, JSON-safe (the structure's own bookkeeping fields are left out)."""
-    return {k: encode_value(v) for k, v in md.get().items() if not k.startswith("_")}
+    """The MQMD fields that differ from a new MD's, JSON-safe (bookkeeping fields such as ``_StrucId`` are
+    left out; :func:`restore_md` starts from a new MD, so nothing is lost)."""
+    return encode_fields(md.get(), type(md))
+
+
+def encode_fields(values: Mapping[str, Any], md_class: type) -> dict[str, Any]:
+    """``md_fields`` of the values ``MD.get()`` returned earlier for an MD of ``md_class``."""
+    defaults = _defaults.get(md_class)
+    if defaults is None:
+        defaults = _defaults[md_class] = md_class().get()
+    return {
+        k: encode_value(v) for k, v in values.items() if not k.startswith("_") and defaults.get(k, k) != v
+    }
 
 
 def od_fields(od: Any) -> dict[str, str]:

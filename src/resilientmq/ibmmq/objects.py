@@ -41,9 +41,9 @@ class _ResilientObject:
     """What queues and subscriptions share: their get with retry, browse-cursor recovery and reopen state."""
 
     _rmq_ops: Operations
-    _rmq_opened: int | None  # the key of the session (connection) it is open on
+    _rmq_opened: int | None  # the epoch of the session (connection) it is open on
     _rmq_seen: set[bytes]
-    _rmq_cursor: int | None  # the key of the session its browse cursor lives on
+    _rmq_cursor: int | None  # the epoch of the session its browse cursor lives on
     _rmq_closed: bool
 
     def _rmq_ensure_open(self, session: MQSession, default_options: int) -> None:
@@ -122,13 +122,14 @@ class ResilientQueue(_ResilientObject):
     """An MQI ``Queue`` that remembers how it was opened and reopens after a reconnect.
 
     ``ResilientQueue(qmgr, q_desc=None, open_options=None)`` like ``Queue``; ``qmgr`` must be a
-    :class:`ResilientWebSphereMQQueueManager`. ``put()`` outside syncpoint is buffered (see the package
-    docs); ``get()``/browse/``inquire()``/``set()`` wait out outages. A temporary dynamic queue (opened
+    :class:`ResilientWebSphereMQQueueManager`. ``put()`` outside syncpoint is synchronous while connected
+    and buffered during outages (see the package docs); ``get()``/browse/``inquire()``/``set()`` wait out
+    outages; ``close()`` releases every handle it caused. A temporary dynamic queue (opened
     through a model queue) is created anew after a reconnect, under a new name: ``get_name()`` tells it, and
     ``on_recreated(old, new)`` is called.
 
-    Beyond ``Queue``'s API, :meth:`reopen`, :meth:`open_on` and :meth:`put_on` are the hooks the session,
-    subscriptions and the queue manager use; applications do not need them.
+    Beyond ``Queue``'s API, :meth:`reopen`, :meth:`output_destination`, :meth:`open_on` and :meth:`put_on`
+    are the hooks the session, subscriptions and the queue manager use; applications do not need them.
     """
 
     _rmq_mqi: ClassVar[Any] = None
@@ -163,6 +164,7 @@ class ResilientQueue(_ResilientObject):
         self._rmq_seen = set()
         self._rmq_cursor = None
         self._rmq_closed = False
+        self._rmq_fields: tuple[str, Any, dict[str, str]] | None = None
         self._rmq_lock = threading.Lock()
         ops.register(self)
         if self._rmq_open_options is not None:
@@ -192,7 +194,8 @@ class ResilientQueue(_ResilientObject):
             self._rmq_open_if_connected()
 
     def put(self, msg: Any, *opts: Any, properties: Mapping[str, Any] | None = None) -> None:
-        """MQPUT. Outside syncpoint: buffered, sent in order, confirmed when MQPUT returns OK.
+        """MQPUT. Outside syncpoint: at once while connected (as ``Queue.put``), else buffered and sent in
+        order (see the package docs); in syncpoint: part of the unit of work.
 
         ``properties`` (``{"name": value}`` or ``{"name": (value, MQTYPE_*)}``) become message properties, as
         do those of a message handle in ``PMO.OriginalMsgHandle``.
@@ -216,9 +219,12 @@ class ResilientQueue(_ResilientObject):
             | c.MQOO_INQUIRE | c.MQOO_SET | c.MQOO_SAVE_ALL_CONTEXT
         )  # fmt: skip
         sender_options = (self._rmq_open_options & ~strip) | c.MQOO_OUTPUT | c.MQOO_FAIL_IF_QUIESCING
-        fields = od_fields(self._rmq_template)
-        fields["ObjectName"] = self._rmq_name or fields.get("ObjectName", "")
-        ops.accept("put", fields, sender_options, body, md, pmo, properties)
+        fields = self._rmq_put_fields()
+
+        def now(session: MQSession, put_pmo: Any) -> None:
+            self.put_on(session, body, md, put_pmo, properties)
+
+        ops.send(f"MQPUT to {self._rmq_name}", "put", fields, sender_options, body, md, pmo, properties, now)
 
     def get(self, maxLength: int | None = None, *opts: Any, **kwargs: Any) -> bytes:
         """MQGET, waiting out outages. A wait interval keeps counting while reconnecting; after a reconnect
@@ -261,23 +267,35 @@ class ResilientQueue(_ResilientObject):
         self._rmq_ops.run("MQSET", run)
 
     def close(self, options: int | None = None) -> None:
-        """MQCLOSE; the queue is not reopened any more. Closing after its connection broke just forgets it."""
+        """MQCLOSE; the queue is not reopened any more. Closing after its connection broke just forgets it.
+
+        Every handle it caused is released: its own and the sender's output handle (messages still
+        buffered for it are delivered on a handle opened and closed for them), so the queue can be deleted.
+        """
         c = self._rmq_mqi.CMQC
         self._rmq_closed = True
         self._rmq_ops.unregister(self)
         session = self._rmq_ops.live_session()
         with self._rmq_lock:
             opened, self._rmq_opened = self._rmq_opened, None
-            if session is not None and opened == session.key and self._rmq_base.get_handle(self):
+            if session is not None and opened == session.epoch and self._rmq_base.get_handle(self):
                 with contextlib.suppress(ConnectionLostError), session.errors("MQCLOSE"):
                     self._rmq_base.close(self, c.MQCO_NONE if options is None else options)
             self._rmq_base.set_handle(self, None)
+        self._rmq_ops.release_output()
 
     def get_name(self) -> str:
         """The queue's name (for a temporary dynamic queue: the one it has on the current connection)."""
         return self._rmq_name
 
     # -- the resilience hooks ----------------------------------------------------------------------------
+    def output_destination(self) -> str | None:
+        """The queue's name while it is open for output (the sender may keep a handle for it)."""
+        options = self._rmq_open_options
+        if self._rmq_closed or options is None or not options & self._rmq_mqi.CMQC.MQOO_OUTPUT:
+            return None
+        return self._rmq_name
+
     def reopen(self, session: MQSession) -> bool:
         """Open again on a new connection, as it was opened; False when it was not open."""
         if self._rmq_closed or self._rmq_open_options is None or self._rmq_opened is None:
@@ -292,12 +310,24 @@ class ResilientQueue(_ResilientObject):
     def put_on(
         self, session: MQSession, body: bytes, md: Any, pmo: Any, properties: Mapping[str, Any] | None
     ) -> None:
-        """MQPUT on the application's connection now (syncpoint puts, requests), not through the outbox."""
+        """MQPUT on the application's connection now, not through the outbox."""
         self._rmq_ensure_open(session, self._rmq_mqi.CMQC.MQOO_OUTPUT)
+        if not properties:
+            self._rmq_base.put(self, body, md, pmo)
+            return
         with self._rmq_ops.property_handle(pmo, properties):
             self._rmq_base.put(self, body, md, pmo)
 
     # -- resilience --------------------------------------------------------------------------------------
+    def _rmq_put_fields(self) -> dict[str, str]:
+        """The OD fields a buffered put is sent with (made once per name; never changed afterwards)."""
+        cached = self._rmq_fields
+        if cached is None or cached[0] != self._rmq_name or cached[1] is not self._rmq_template:
+            fields = od_fields(self._rmq_template)
+            fields["ObjectName"] = self._rmq_name or fields.get("ObjectName", "")
+            cached = self._rmq_fields = (self._rmq_name, self._rmq_template, fields)
+        return cached[2]
+
     def _rmq_check_usable(self) -> None:
         if self._rmq_closed:
             raise self._rmq_mqi.PYIFError("not open")
@@ -307,13 +337,13 @@ class ResilientQueue(_ResilientObject):
     def _rmq_open_if_connected(self) -> None:
         """Open now when connected, so unknown or forbidden queues fail at once; otherwise on reconnect."""
         session = self._rmq_ops.live_session()
-        if session is None or self._rmq_opened == session.key:
+        if session is None or self._rmq_opened == session.epoch:
             return
         with contextlib.suppress(ConnectionLostError), session.errors(f"MQOPEN {self._rmq_name}"):
             self._rmq_ensure_open(session, self._rmq_open_options or 0)
 
     def _rmq_ensure_open(self, session: MQSession, default_options: int) -> None:
-        if self._rmq_opened == session.key:
+        if self._rmq_opened == session.epoch:
             return
         self._rmq_check_usable()
         if self._rmq_open_options is None:
@@ -322,12 +352,12 @@ class ResilientQueue(_ResilientObject):
 
     def _rmq_open(self, session: MQSession) -> None:
         with self._rmq_lock:
-            if self._rmq_opened == session.key:
+            if self._rmq_opened == session.epoch:
                 return
             od = self._rmq_ops.od(copy_struct(self._rmq_mqi.OD, self._rmq_template))
             self._rmq_base.set_handle(self, None)  # the handle of an older connection is dead
             self._rmq_base.open(self, od, self._rmq_open_options)
-            self._rmq_opened = session.key
+            self._rmq_opened = session.epoch
             new_name = text(od.ObjectName)
         old_name = self._rmq_name
         if od.ObjectType == self._rmq_mqi.CMQC.MQOT_Q and new_name != self._rmq_template_name:
@@ -413,7 +443,7 @@ class ResilientSubscription(_ResilientObject):
         session = ops.live_session()
         with self._rmq_lock:
             sub, opened, self._rmq_sub, self._rmq_opened = self._rmq_sub, self._rmq_opened, None, None
-        if sub is not None and session is not None and opened == session.key:
+        if sub is not None and session is not None and opened == session.epoch:
             with contextlib.suppress(ConnectionLostError), session.errors("MQCLOSE subscription"):
                 sub.close(
                     sub_close_options=c.MQCO_REMOVE_SUB if remove else c.MQCO_NONE,
@@ -422,7 +452,11 @@ class ResilientSubscription(_ResilientObject):
         if self._rmq_queue is not None:
             self._rmq_queue.close()
 
-    # -- the resilience hook -----------------------------------------------------------------------------
+    # -- the resilience hooks ----------------------------------------------------------------------------
+    def output_destination(self) -> str | None:
+        """Subscriptions put nothing."""
+        return None
+
     def reopen(self, session: MQSession) -> bool:
         """Resume (durable) or make again (non-durable) on a new connection; False once closed."""
         if self._rmq_closed:
@@ -436,7 +470,7 @@ class ResilientSubscription(_ResilientObject):
         mqi = ops.mqi
         c = mqi.CMQC
         with self._rmq_lock:
-            if self._rmq_opened == session.key:
+            if self._rmq_opened == session.epoch:
                 return
             options = c.MQSO_CREATE | c.MQSO_FAIL_IF_QUIESCING
             options |= c.MQSO_DURABLE | c.MQSO_RESUME if self.durable else c.MQSO_NON_DURABLE
@@ -458,7 +492,7 @@ class ResilientSubscription(_ResilientObject):
                 sub.sub(sub_desc=sd, sub_queue=self._rmq_queue)
             else:
                 sub.sub(sub_desc=sd)
-            self._rmq_sub, self._rmq_opened = sub, session.key
+            self._rmq_sub, self._rmq_opened = sub, session.epoch
 
     def _rmq_ensure_open(self, session: MQSession, default_options: int) -> None:
         self._rmq_subscribe(session)

@@ -2,8 +2,8 @@
 handed to every object, so no object reaches into the queue manager.
 
 It runs a call on a live connection (waiting out outages through the supervisor), joins the unit of work,
-checks arguments as ``ibmmq`` does, hands buffered puts to the outbox, and keeps the registry of objects
-to reopen and the adapter's counters.
+checks arguments as ``ibmmq`` does, puts at once while connected or hands the message to the outbox
+(:meth:`Operations.send`), and keeps the registry of objects to reopen and the adapter's counters.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from resilientmq.core.errors import (
     ConnectionLostError,
     InvalidMessageError,
     OutcomeUnknownError,
+    ResilientMQError,
     TransactionRolledBackError,
 )
 
 from . import codec
-from .errors import mq_error
+from .errors import Disposition, disposition, mq_error
 from .session import MQSession, Registry, Restorable
 
 __all__ = ["COUNTERS", "Counters", "Operations", "forget_handle"]
@@ -37,6 +38,7 @@ log = logging.getLogger("resilientmq.ibmmq")
 T = TypeVar("T")
 
 COUNTERS = (
+    "puts_direct",
     "uow_commits",
     "uow_rolled_back",
     "uow_outcome_unknown",
@@ -46,7 +48,8 @@ COUNTERS = (
     "dynamic_queues_recreated",
     "requests_resent",
 )
-"""The counters the MQ adapter adds to ``stats()``."""
+"""The counters the MQ adapter adds to ``stats()`` (``puts_direct``: puts done at once while connected, also
+counted in ``accepted``, ``sent`` and ``confirmed``)."""
 
 
 class Counters:
@@ -72,14 +75,6 @@ class _UnitOfWork:
     broken: BaseException | None = None
 
 
-class _Replay(ConnectionLostError):
-    """A unit of work was rolled back: run it again on the next connection (carries the rollback)."""
-
-    def __init__(self, rolled_back: TransactionRolledBackError) -> None:
-        super().__init__(str(rolled_back))
-        self.rolled_back = rolled_back
-
-
 class Operations:
     """The narrow interface between a queue manager and its queues and subscriptions."""
 
@@ -92,12 +87,15 @@ class Operations:
         counters: Counters,
         *,
         operation_timeout: float | None,
+        async_puts: bool = False,
     ) -> None:
         self.qmgr = qmgr
         """The queue manager object (an MQI ``QueueManager``): what queues and message handles are made on."""
         self.mqi = mqi
         self.name = core.name
         self.operation_timeout = operation_timeout
+        self.async_puts = async_puts
+        """True: non-syncpoint puts always go through the outbox (pipelined), also while connected."""
         self.closed = False
         """Set by ``disconnect()``: every later call raises :class:`ClientClosedError`."""
         self._core = core
@@ -259,32 +257,25 @@ class Operations:
         on_replay: Callable[[BaseException], None],
     ) -> int:
         """Run ``unit_of_work`` (it begins and commits), again each time it is rolled back, up to
-        ``max_replays`` times, on the next connection by the reconnect policy; returns the replays."""
-        replays = 0
+        ``max_replays`` times; returns the replays.
 
-        def once(session: MQSession) -> None:
+        A replay runs on whatever connection is live: after a break its first call waits for the next one
+        (by the reconnect policy); after an ``MQRC_BACKED_OUT`` with the connection still up (MQ's own
+        client reconnect backed the work out) it runs again at once, without reconnecting.
+        """
+        if self.closed:
+            raise ClientClosedError(f"{what}: the queue manager connection was disconnected")
+        replays = 0
+        while True:
             try:
                 unit_of_work()
+                return replays
             except TransactionRolledBackError as exc:
-                raise _Replay(exc) from exc
-
-        def again(exc: BaseException) -> bool:
-            return isinstance(exc, _Replay) and replays < max_replays
-
-        def replayed(exc: BaseException) -> None:
-            nonlocal replays
-            replays += 1
-            self.count("batch_replays")
-            on_replay(exc.rolled_back if isinstance(exc, _Replay) else exc)
-
-        failure: TransactionRolledBackError | None = None
-        try:
-            self.run(what, once, retry=again, on_retry=replayed)
-        except _Replay as exc:
-            failure = exc.rolled_back
-        if failure is not None:
-            raise failure
-        return replays
+                if replays >= max_replays:
+                    raise
+                replays += 1
+                self.count("batch_replays")
+                on_replay(exc)
 
     def _break(self, uow: _UnitOfWork, what: str, cause: BaseException | None) -> TransactionRolledBackError:
         err = self.rolled_back(what, cause)
@@ -340,9 +331,10 @@ class Operations:
             raise TypeError(f"a queue is named by str, bytes or OD, got {type(q_desc).__name__}")
         return q_desc
 
-    # -- buffered puts -------------------------------------------------------------------------------------
-    def accept(
+    # -- puts outside syncpoint ------------------------------------------------------------------------------
+    def send(
         self,
+        what: str,
         kind: str,
         od_fields: dict[str, str],
         open_options: int,
@@ -350,13 +342,67 @@ class Operations:
         md: Any,
         pmo: Any,
         properties: Mapping[str, Any] | None,
+        direct: Callable[[MQSession, Any], None],
+        *,
+        object_type: int | None = None,
     ) -> None:
-        """Hand one message to the outbox (the MD gets its MsgId now)."""
+        """A put outside syncpoint.
+
+        While connected and with nothing older waiting in the outbox (so that order holds),
+        ``direct(session, pmo)`` puts it at once on the application's connection, as plain ``ibmmq`` does:
+        the call returns once MQPUT completed, MQ's output fields are in ``md`` and ``pmo``, and a refusal
+        raises (a resilientmq error that is also the ``MQMIError`` with MQ's reason). Otherwise
+        (unreachable, older messages waiting, ``async_puts``, the connection breaking during the put, or a
+        queue that is full or put-inhibited) the message goes to the outbox and this returns at once.
+        ``object_type`` (put1, publish): check the destination exists before buffering while connected, so
+        it fails at once.
+        """
+        c = self.mqi.CMQC
+        options = int(pmo.Options) if pmo is not None else 0
+        if codec.is_none_id(md.MsgId) and not options & c.MQPMO_NEW_MSG_ID:
+            md.MsgId = codec.new_msg_id()  # before the put: a copy sent again after a break carries it too
+        asked = md.get()  # as asked for, before MQ fills in its output fields (encoded only if buffered)
+        if not self.async_puts and self._put_now(what, pmo if pmo is not None else self.mqi.PMO(), direct):
+            return
+        if object_type is not None:
+            self.check_destination(od_fields, object_type)
+        fields = codec.encode_fields(asked, type(md))
+        self.accept(kind, od_fields, open_options, body, fields, pmo, properties)
+
+    def _put_now(self, what: str, pmo: Any, direct: Callable[[MQSession, Any], None]) -> bool:
+        """Put on the live connection now; False when the message is to be buffered instead."""
+        session = self.live_session()
+        if session is None or len(self._core.outbox):
+            return False
+        try:
+            with session.errors(what):
+                direct(session, pmo)
+        except ConnectionLostError:
+            return False  # MQ may have it or not: buffered and sent again (at least once, same MsgId)
+        except ResilientMQError:
+            raise  # refused for good, as ibmmq raises it
+        except self.mqi.MQMIError as exc:
+            if disposition(int(exc.reason)) is not Disposition.BACKPRESSURE:
+                raise  # MQ's own answer (an option error, a warning), unchanged
+            return False  # the queue cannot take it now: buffered and retried, as in an outage
+        self.count("puts_direct")
+        return True
+
+    def accept(
+        self,
+        kind: str,
+        od_fields: dict[str, str],
+        open_options: int,
+        body: bytes,
+        md_fields: dict[str, Any],
+        pmo: Any,
+        properties: Mapping[str, Any] | None,
+    ) -> None:
+        """Hand one message to the outbox; message properties are read now (a handle dies with its
+        connection)."""
         mqi = self.mqi
         c = mqi.CMQC
         options = int(pmo.Options) if pmo is not None else 0
-        if codec.is_none_id(md.MsgId) and not options & c.MQPMO_NEW_MSG_ID:
-            md.MsgId = codec.new_msg_id()
         props = codec.properties_from_mapping(mqi, properties) if properties else []
         handle = int(pmo.OriginalMsgHandle or 0) if pmo is not None else 0
         if handle not in (0, c.MQHM_NONE, c.MQHM_UNUSABLE_HMSG):
@@ -365,13 +411,14 @@ class Operations:
             "kind": kind,
             "od": od_fields,
             "oo": open_options,
-            "md": codec.md_fields(md),
+            "md": md_fields,
             "pmo": options,
             "props": props,
         }
         destination = od_fields.get("ObjectName") or od_fields.get("ObjectString") or ""
-        msg_id = bytes(md.MsgId).hex() if not codec.is_none_id(md.MsgId) else os.urandom(16).hex()
-        self._core.outbox.put([NewMessage(destination, body, headers, msg_id)])
+        msg_id = codec.decode_value(md_fields.get("MsgId")) or b""
+        key = bytes(msg_id).hex() if not codec.is_none_id(msg_id) else os.urandom(16).hex()
+        self._core.outbox.put([NewMessage(destination, body, headers, key)])
 
     def _handle_properties(self, hmsg: int) -> list[list[Any]]:
         mqi = self.mqi
@@ -388,22 +435,33 @@ class Operations:
 
     @contextlib.contextmanager
     def property_handle(self, pmo: Any, properties: Mapping[str, Any] | None) -> Iterator[None]:
-        """For a direct put with ``properties=``: a message handle on the application's connection, deleted
-        afterwards."""
+        """For a put with ``properties=``: a message handle on the application's connection (with the
+        properties of the PMO's own handle too), in the PMO for the call, deleted afterwards."""
         if not properties:
             yield
             return
         mqi = self.mqi
+        c = mqi.CMQC
+        own = int(pmo.OriginalMsgHandle or 0)
+        props = codec.properties_from_mapping(mqi, properties)
+        if own not in (0, c.MQHM_NONE, c.MQHM_UNUSABLE_HMSG):
+            props = self._handle_properties(own) + props
         handle = mqi.MessageHandle(self.qmgr)
         try:
-            for name, value, ptype in codec.properties_from_mapping(mqi, properties):
+            for name, value, ptype in props:
                 handle.properties.set(name, codec.decode_value(value), property_type=ptype)
             pmo.OriginalMsgHandle = handle.msg_handle
             yield
         finally:
-            pmo.OriginalMsgHandle = 0
+            pmo.OriginalMsgHandle = own
             with contextlib.suppress(Exception):
                 handle.dlt()
+
+    def release_output(self) -> None:
+        """A queue object was closed: the sender closes the handles nothing open needs any more."""
+        session = self.live_session()
+        if session is not None:
+            session.release_unwanted()
 
     def check_destination(self, fields: dict[str, str], object_type: int) -> None:
         """While connected, make sure a put1/publish destination exists and may be used (once per connection),
@@ -413,7 +471,7 @@ class Operations:
             return
         key = (fields.get("ObjectName", ""), fields.get("ObjectQMgrName", ""), object_type)
         seen_key, seen = self._validated
-        if seen_key == session.key and key in seen:
+        if seen_key == session.epoch and key in seen:
             return
         mqi = self.mqi
         c = mqi.CMQC
@@ -429,19 +487,19 @@ class Operations:
                 opened.close()
         except ConnectionLostError:
             return  # buffered; the sender meets it on the next connection
-        if seen_key != session.key:
+        if seen_key != session.epoch:
             seen = set()
         seen.add(key)
-        self._validated = (session.key, seen)
+        self._validated = (session.epoch, seen)
 
     def pcf(self, session: MQSession) -> Any:
         """The MQI module's ``PCFExecute`` for ``session`` (one per connection: its reply queue dies)."""
         cached_key, pcf = self._pcf
-        if cached_key != session.key or pcf is None:
+        if cached_key != session.epoch or pcf is None:
             if pcf is not None:
                 forget_handle(getattr(pcf, "reply_queue", None))
             pcf = self.mqi.PCFExecute(self.qmgr)
-            self._pcf = (session.key, pcf)
+            self._pcf = (session.epoch, pcf)
         return pcf
 
 

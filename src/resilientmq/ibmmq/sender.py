@@ -4,12 +4,20 @@ The sender has a connection of its own (opened and closed with the application's
 a long ``MQGET`` wait on the application's connection never holds up delivery, and so its puts are never
 part of the application's unit of work. A put is confirmed when ``MQPUT`` returned OK: they are sent outside
 syncpoint. A message whose ``MQPUT`` failed with a broken connection is sent again on the next connection
-(MQ says a client cannot know whether it arrived: at least once, with the same MsgId).
+(MQ says a client cannot know whether it arrived: at least once, with the same MsgId). A put that fails
+with anything but an MQ answer (a bug here, a missing constant, ...) is never taken for delivered: the
+message fails with that reason and the rest of the batch goes on.
+
+Output handles are kept for reuse only while an open ``ResilientQueue`` still puts to their queue
+(``wanted``); the others are closed after each batch, so closing a queue lets it be deleted, as with plain
+``ibmmq``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -35,18 +43,33 @@ ErrorScope = Callable[[str], AbstractContextManager[None]]
 
 
 class Sender:
-    """Puts buffered messages on one connection (``qmgr``), keeping the handles it opened for reuse.
+    """Puts buffered messages on one connection (``qmgr``), keeping the handles it opened for reuse while
+    ``wanted(queue)`` says an open queue object still puts there.
 
-    Handles live as long as the connection: a new session makes a new sender.
+    Handles live at most as long as the connection: a new session makes a new sender.
     """
 
-    def __init__(self, mqi: Any, qmgr: Any) -> None:
+    def __init__(self, mqi: Any, qmgr: Any, *, wanted: Callable[[str], bool]) -> None:
         self._mqi = mqi
         self.qmgr = qmgr
+        self._wanted = wanted
         self._cache: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()  # transmit (the outbox's thread) against trim (a queue's close())
 
     def transmit(self, batch: Sequence[Envelope], errors: ErrorScope) -> BatchResult:
         """Put ``batch`` in order; how each message fared (MQPUT is synchronous)."""
+        with self._lock:
+            try:
+                return self._transmit(batch, errors)
+            finally:
+                self._trim()
+
+    def trim(self) -> None:
+        """Close the output handles of queues no open queue object puts to."""
+        with self._lock:
+            self._trim()
+
+    def _transmit(self, batch: Sequence[Envelope], errors: ErrorScope) -> BatchResult:
         failed: dict[int, BaseException] = {}
         retry: dict[int, BaseException] = {}
         for i, envelope in enumerate(batch):
@@ -73,6 +96,12 @@ class Sender:
             except (KeyError, TypeError, ValueError) as exc:
                 failed[envelope.seq] = InvalidMessageError(
                     f"{what}: the buffered message is malformed: {exc!r}"
+                )
+            except Exception as exc:  # a bug must never pass for a delivery, nor stop the others
+                log.exception("%s: unexpected error; the message is failed, not delivered", what)
+                self._forget(envelope)
+                failed[envelope.seq] = PermanentDeliveryError(
+                    f"{what}: not put: the sender met an unexpected {type(exc).__name__}: {exc}"
                 )
         return BatchResult(failed=failed, retry=retry)
 
@@ -131,7 +160,16 @@ class Sender:
 
     def _forget(self, envelope: Envelope) -> None:
         for key in [k for k in self._cache if k[1] == envelope.destination]:
-            del self._cache[key]
+            self._drop(key)
+
+    def _trim(self) -> None:
+        for key in [k for k in self._cache if k[0] == "put" and not self._wanted(k[1])]:
+            self._drop(key)
+
+    def _drop(self, key: tuple[Any, ...]) -> None:
+        opened = self._cache.pop(key)
+        with contextlib.suppress(Exception):  # the connection may be gone; its handles went with it
+            opened.close()
 
     def _open_queue(self, headers: Any) -> Any:
         mqi = self._mqi

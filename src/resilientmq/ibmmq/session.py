@@ -2,10 +2,12 @@
 
 A session holds two connections to one endpoint: the application's (the queue manager object the user
 holds is itself an MQI ``QueueManager``, reconnected in place: the session is handed that object's base
-calls as :class:`AppConnection`) and the sender's own, with the handles the sender keeps open. Before
-``open()`` returns, the queues and subscriptions in the :class:`Registry` are reopened on it, each tagged
-with the session's ``key``. When a call finds the connection gone the session marks itself broken and
-tells the supervisor (its ``lost``, bound to the epoch), which closes it and opens the next.
+calls as :class:`AppConnection`) and the sender's own, with the handles the sender keeps open (only for
+queues an open :class:`~resilientmq.ibmmq.ResilientQueue` still puts to). Before ``open()`` returns, the
+queues and subscriptions in the :class:`Registry` are reopened on it, each tagged with the session's epoch
+(the supervisor numbers every connection attempt anew). When a call finds the connection gone the session
+marks itself broken and tells the supervisor (its ``lost``, bound to the epoch), which closes it and opens
+the next.
 """
 
 from __future__ import annotations
@@ -32,14 +34,15 @@ __all__ = ["AppConnection", "MQConnector", "MQSession", "Registry", "Restorable"
 
 log = logging.getLogger("resilientmq.ibmmq")
 
-_keys = itertools.count(1)
-
 
 class Restorable(Protocol):
     """A queue or subscription that lives on across connections."""
 
     def reopen(self, session: MQSession) -> bool:
         """Open again on ``session`` (a new connection); False when there was nothing to reopen."""
+
+    def output_destination(self) -> str | None:
+        """The queue this object puts to while it is open (the sender keeps a handle for it), or None."""
 
 
 class Registry:
@@ -64,6 +67,10 @@ class Registry:
     def objects(self) -> list[Restorable]:
         with self._lock:
             return list(self._objects.values())
+
+    def holds_output(self, destination: str) -> bool:
+        """True while an object that is open (and not collected) puts to ``destination``."""
+        return any(obj.output_destination() == destination for obj in self.objects())
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ class MQConnector:
         self._holder: MQSession | None = None  # the session the application's connection belongs to
 
     def open(self, endpoint: str, epoch: int, lost: LossReporter) -> MQSession:
-        session = MQSession(self._mqi, epoch, lost, release=self._release)
+        session = MQSession(self._mqi, epoch, lost, release=self._release, wanted=self._registry.holds_output)
         self._take(session)
         try:
             session.connect(self._app, self.settings, endpoint)
@@ -157,15 +164,19 @@ class MQSession:
     """One connection's life: the application's connection, the sender's, and whether they broke."""
 
     def __init__(
-        self, mqi: Any, epoch: int, lost: LossReporter, *, release: Callable[[MQSession], None]
+        self,
+        mqi: Any,
+        epoch: int,
+        lost: LossReporter,
+        *,
+        release: Callable[[MQSession], None],
+        wanted: Callable[[str], bool],
     ) -> None:
         self.mqi = mqi
-        self.key = next(_keys)
-        """Unique to this session: what objects opened on its connection are tagged with. (The epoch is not
-        enough: an ``open()`` that fails is tried again with the same epoch.)"""
         self._epoch = epoch
         self._lost = lost
         self._release = release
+        self._wanted = wanted
         self._lock = threading.Lock()
         self._sender: Sender | None = None
         self._broken = False
@@ -177,6 +188,7 @@ class MQSession:
 
     @property
     def epoch(self) -> int:
+        """The supervisor's number for this connection attempt: what objects opened on it are tagged with."""
         return self._epoch
 
     @property
@@ -202,7 +214,7 @@ class MQSession:
                 raise
             raise err from exc
         with self._lock:
-            self._sender = Sender(mqi, sender)
+            self._sender = Sender(mqi, sender, wanted=self._wanted)
 
     @contextlib.contextmanager
     def errors(self, what: str, *, committing: bool = False) -> Iterator[None]:
@@ -223,6 +235,14 @@ class MQSession:
         if sender is None:
             raise ConnectionLostError("the sender has no connection to the queue manager")
         return completed(sender.transmit(batch, self.errors))
+
+    def release_unwanted(self) -> None:
+        """Close the sender's handles for queues nothing open puts to any more (after a queue's close())."""
+        with self._lock:
+            sender = None if self._closed else self._sender
+        if sender is not None:
+            with contextlib.suppress(Exception):  # a broken connection takes its handles with it
+                sender.trim()
 
     def close(self) -> None:
         with self._lock:

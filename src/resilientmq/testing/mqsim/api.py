@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 from typing import Any, ClassVar
 
+from .admin import AdminEngine
 from .constants import CMQC as C
 from .constants import CMQXC
 from .errors import Error, MQMIError, PYIFError, fail
-from .messaging import MessagingEngine
+from .rfh2 import RFH2
 from .structures import CD, CNO, CSP, GMO, MD, OD, PMO, SCO, SD, as_bytes, text
 
 __all__ = [
@@ -57,7 +58,7 @@ def encode_body(owner: Any, msg: Any, md: Any) -> bytes:
 class QueueManager:
     """``ibmmq.QueueManager`` on a simulator."""
 
-    _sim: ClassVar[MessagingEngine]
+    _sim: ClassVar[AdminEngine]
 
     def __init__(
         self,
@@ -82,7 +83,7 @@ class QueueManager:
 
     def connect(self, name: Any) -> None:
         """MQCONN: a local (bindings) connection."""
-        self._handle = self._sim._connect(name, client=False)
+        self._handle = self._sim.mqconn(name, client=False)
         self._name = as_bytes(name)
 
     def connect_with_options(self, name: Any, *args: Any, **kwargs: Any) -> None:
@@ -104,7 +105,7 @@ class QueueManager:
         if user and password is None:
             raise ValueError("Password must not be None if user is provided")
         client = cd is not None and not options & C.MQCNO_LOCAL_BINDING
-        self._handle = self._sim._connect(
+        self._handle = self._sim.mqconn(
             name,
             client=client,
             channel=text(cd.ChannelName) if cd is not None else "",
@@ -157,7 +158,7 @@ class QueueManager:
         if not self._handle:
             raise PYIFError("not connected")
         handle, self._handle, self._qmobj = self._handle, None, None
-        self._sim._disconnect(handle)
+        self._sim.mqdisc(handle)
 
     def get_handle(self) -> int:
         if self._handle:
@@ -172,24 +173,24 @@ class QueueManager:
         raise PYIFError("not connected")
 
     def begin(self) -> None:
-        self._sim._begin(self._handle)
+        self._sim.mqbegin(self._handle)
 
     def commit(self) -> None:
-        self._sim._commit(self._handle)
+        self._sim.mqcmit(self._handle)
 
     def backout(self) -> None:
-        self._sim._backout_call(self._handle)
+        self._sim.mqback(self._handle)
 
     def put1(self, q_desc: Any, msg: Any, *opts: Any) -> None:
         md, pmo = q_args(opts, MD, (PMO, GMO))
         body = encode_body(self, msg, md)
-        self._sim._put1(self._handle, make_od(q_desc), md, pmo if pmo is not None else PMO(), body)
+        self._sim.mqput1(self._handle, make_od(q_desc), md, pmo if pmo is not None else PMO(), body)
 
     def inquire(self, selectors: Any) -> Any:
         if self._qmobj is None:
-            self._qmobj = self._sim._open(self._handle, OD(ObjectType=C.MQOT_Q_MGR), C.MQOO_INQUIRE)
+            self._qmobj = self._sim.mqopen(self._handle, OD(ObjectType=C.MQOT_Q_MGR), C.MQOO_INQUIRE)
         wanted = selectors if isinstance(selectors, list) else [selectors]
-        attrs = self._sim._inquire(self._handle, self._qmobj, wanted)
+        attrs = self._sim.mqinq(self._handle, self._qmobj, wanted)
         return attrs if isinstance(selectors, list) else attrs[selectors]
 
     inq = inquire
@@ -206,7 +207,7 @@ class QueueManager:
 class Queue:
     """``ibmmq.Queue`` on a simulator."""
 
-    _sim: ClassVar[MessagingEngine]
+    _sim: ClassVar[AdminEngine]
 
     def __init__(self, qmgr: Any, *opts: Any) -> None:
         self._q_mgr = qmgr
@@ -229,7 +230,7 @@ class Queue:
     def _real_open(self) -> None:
         if self._q_desc is None:
             raise PYIFError("The Queue Descriptor has not been set.")
-        self._q_handle = self._sim._open(self._q_mgr.get_handle(), self._q_desc, self._open_opts or 0)
+        self._q_handle = self._sim.mqopen(self._q_mgr.get_handle(), self._q_desc, self._open_opts or 0)
 
     def open(self, q_desc: Any, *opts: Any) -> None:
         if len(opts) > 1:
@@ -247,16 +248,56 @@ class Queue:
         if not self._q_handle:
             self._open_opts = C.MQOO_OUTPUT
             self._real_open()
-        self._sim._put(self._q_mgr.get_handle(), self._q_handle, md, pmo if pmo is not None else PMO(), body)
+        self._sim.mqput(self._q_mgr.get_handle(), self._q_handle, md, pmo if pmo is not None else PMO(), body)
 
     def get(self, maxLength: int | None = None, *opts: Any, **kwargs: Any) -> bytes:
+        """MQGET. ``maxLength=None``: the whole message, however large (ibmmq gets it again with a buffer
+        of its length after 2080) — but with MQGMO_ACCEPT_TRUNCATED_MSG a buffer of 0 bytes, as ibmmq."""
         md, gmo = q_args(opts, MD, (PMO, GMO))
         if gmo is None:
             gmo = GMO()
         if not self._q_handle:
             self._open_opts = C.MQOO_INPUT_AS_Q_DEF
             self._real_open()
-        return self._sim._get(self._q_mgr.get_handle(), self._q_handle, md, gmo, maxLength)
+        length = maxLength
+        if length is None and gmo.Options & C.MQGMO_ACCEPT_TRUNCATED_MSG:
+            length = 0
+        return self._sim.mqget(self._q_mgr.get_handle(), self._q_handle, md, gmo, length)
+
+    def put_rfh2(self, msg: bytes, *opts: Any) -> None:
+        """Put ``msg`` behind the RFH2 headers in ``opts[2]`` (a list), packed in the MQMD's encoding."""
+        if not isinstance(msg, bytes):
+            raise TypeError("put_rfh2 takes bytes")
+        if len(opts) >= 3 and opts[2] is not None:
+            if not isinstance(opts[2], list):
+                raise TypeError("Third item of opts should be a list.")
+            encoding = opts[0].Encoding if opts[0] is not None else C.MQENC_NATIVE
+            headers = b""
+            for header in opts[2]:
+                if header is not None:
+                    headers += header.pack(encoding)
+                    encoding = header["Encoding"]
+            self.put(headers + msg, *opts[0:2])
+        else:
+            self.put(msg, *opts)
+
+    def get_rfh2(self, max_length: int | None = None, *opts: Any, **kwargs: Any) -> bytes:
+        """Get a message and parse the RFH2 headers in front of its data into ``opts[2]`` (a list)."""
+        if len(opts) < 3:
+            return self.get(max_length, *opts)
+        if opts[2] is None:
+            raise AttributeError("get_opts cannot be None if passed.")
+        if not isinstance(opts[2], list):
+            raise TypeError("Third item of opts should be a list.")
+        msg = self.get(max_length, *opts[0:2])
+        md = opts[0]
+        fmt, encoding = md["Format"], md["Encoding"]
+        while fmt == C.MQFMT_RF_HEADER_2:
+            header = RFH2().unpack(msg, encoding)
+            opts[2].append(header)
+            msg = msg[header["StrucLength"] :]
+            fmt, encoding = header["Format"], header["Encoding"]
+        return msg
 
     def get_no_jms(self, max_length: int | None = None, *args: Any, **kwargs: Any) -> bytes:
         md, gmo = q_args(args, MD, (PMO, GMO))
@@ -269,7 +310,7 @@ class Queue:
     def close(self, options: int = C.MQCO_NONE) -> None:
         if not self._q_handle:
             raise PYIFError("not open")
-        self._sim._close(self._q_mgr.get_handle(), self._q_handle, options)
+        self._sim.mqclose(self._q_mgr.get_handle(), self._q_handle, options)
         self._q_handle = self._q_desc = self._open_opts = None
 
     def inquire(self, selectors: Any) -> Any:
@@ -277,7 +318,7 @@ class Queue:
             self._open_opts = C.MQOO_INQUIRE
             self._real_open()
         wanted = selectors if isinstance(selectors, list) else [selectors]
-        attrs = self._sim._inquire(self._q_mgr.get_handle(), self._q_handle, wanted)
+        attrs = self._sim.mqinq(self._q_mgr.get_handle(), self._q_handle, wanted)
         return attrs if isinstance(selectors, list) else attrs[selectors]
 
     inq = inquire
@@ -287,7 +328,7 @@ class Queue:
             self._open_opts = C.MQOO_SET
             self._real_open()
         attrs = args[0] if len(args) == 1 and isinstance(args[0], dict) else {args[0]: args[1]}
-        self._sim._set(self._q_mgr.get_handle(), self._q_handle, attrs)
+        self._sim.mqset(self._q_mgr.get_handle(), self._q_handle, attrs)
 
     def set_handle(self, queue_handle: Any) -> None:
         self._q_handle = queue_handle
@@ -305,7 +346,7 @@ class Queue:
 class Topic:
     """``ibmmq.Topic`` on a simulator: open for output and publish."""
 
-    _sim: ClassVar[MessagingEngine]
+    _sim: ClassVar[AdminEngine]
 
     def __init__(
         self,
@@ -341,7 +382,7 @@ class Topic:
                 self.close()
 
     def _real_open(self) -> None:
-        self._topic_handle = self._sim._open(
+        self._topic_handle = self._sim.mqopen(
             self._queue_manager.getHandle(), self._topic_desc, self._open_opts or C.MQOO_OUTPUT
         )
 
@@ -369,7 +410,7 @@ class Topic:
         if not self._topic_handle:
             self._open_opts = C.MQOO_OUTPUT
             self._real_open()
-        self._sim._put(self._queue_manager.getHandle(), self._topic_handle, md, pmo or PMO(), body)
+        self._sim.mqput(self._queue_manager.getHandle(), self._topic_handle, md, pmo or PMO(), body)
 
     put = pub
 
@@ -386,14 +427,14 @@ class Topic:
     def close(self, options: int = C.MQCO_NONE) -> None:
         if not self._topic_handle:
             raise PYIFError("Topic not open.")
-        self._sim._close(self._queue_manager.getHandle(), self._topic_handle, options)
+        self._sim.mqclose(self._queue_manager.getHandle(), self._topic_handle, options)
         self._topic_handle = None
 
 
 class Subscription:
     """``ibmmq.Subscription`` on a simulator."""
 
-    _sim: ClassVar[MessagingEngine]
+    _sim: ClassVar[AdminEngine]
 
     def __init__(
         self,
@@ -462,7 +503,7 @@ class Subscription:
         queue_handle: Any = C.MQHO_NONE
         if sub_queue is not None:
             queue_handle = sub_queue.get_handle() if isinstance(sub_queue, Queue) else sub_queue
-        hobj, hsub = self._sim._subscribe(self._queue_manager.getHandle(), sub_desc, queue_handle)
+        hobj, hsub = self._sim.mqsub(self._queue_manager.getHandle(), sub_desc, queue_handle)
         self._sub_desc = sub_desc
         self.sub_queue = self._sim.mqi.Queue(self._queue_manager)
         self.sub_queue.set_handle(hobj)
@@ -476,7 +517,7 @@ class Subscription:
     ) -> None:
         if not self._sub_handle:
             raise PYIFError("Subscription not open.")
-        self._sim._close(self._queue_manager.getHandle(), self._sub_handle, sub_close_options)
+        self._sim.mqclose(self._queue_manager.getHandle(), self._sub_handle, sub_close_options)
         self._sub_handle = None
         self._sub_desc = None
         if close_sub_queue:
@@ -486,12 +527,11 @@ class Subscription:
 class Properties:
     """``MessageHandle.properties``: MQSETMP/MQINQMP/MQDLTMP on a simulator."""
 
-    def __init__(self, sim: MessagingEngine, conn_handle: Any, msg_handle: Any) -> None:
+    def __init__(self, sim: AdminEngine, conn_handle: Any, msg_handle: Any) -> None:
         self._sim = sim
         self.conn_handle = conn_handle
         self.msg_handle = msg_handle
         self.default_value_length = 64
-        self._cursor = -1
 
     def __getitem__(self, name: Any) -> Any:
         value = self.get(name)
@@ -512,23 +552,20 @@ class Properties:
         pd: Any = None,
         property_type: int = C.MQTYPE_AS_SET,
     ) -> Any:
+        """The value (and, for a ``%`` name, ``(value, name)``). A value longer than ``max_value_length``
+        (default ``default_value_length``, 64) raises 2469 with ``data_length``, as ibmmq."""
         options = impo.Options if impo is not None else impo_options
         wanted = as_bytes(name).decode("utf-8")
-        with self._sim._cond:
-            props = self._sim._properties(self.msg_handle)
-            if wanted == "%" or wanted.endswith(".%"):
-                folder = wanted[:-1]
-                names = [n for n in props if n.startswith(folder)]
-                self._cursor = (
-                    0 if options & C.MQIMPO_INQ_FIRST or not options & C.MQIMPO_INQ_NEXT else self._cursor + 1
-                )
-                if self._cursor >= len(names):
-                    raise fail(C.MQRC_PROPERTY_NOT_AVAILABLE, value=default, data_length=0)
-                found = names[self._cursor]
-                return props[found][0], found.encode("utf-8")
-            if wanted not in props:
-                raise fail(C.MQRC_PROPERTY_NOT_AVAILABLE, value=default, data_length=0)
-            return props[wanted][0]
+        length = max_value_length or self.default_value_length
+        try:
+            value, found = self._sim.mqinqmp(self.msg_handle, wanted, options, length)
+        except MQMIError as exc:
+            raise MQMIError(
+                exc.comp, exc.reason, value=default, data_length=getattr(exc, "data_length", 0)
+            ) from None
+        if wanted == "%" or wanted.endswith(".%"):
+            return value, found.encode("utf-8")
+        return value
 
     def set(
         self,
@@ -539,51 +576,21 @@ class Properties:
         pd: Any = None,
         smpo: Any = None,
     ) -> None:
-        key = as_bytes(name).decode("utf-8")
-        if not key or "%" in key:
-            raise fail(C.MQRC_PROPERTY_NAME_ERROR)
-        with self._sim._cond:
-            self._sim._properties(self.msg_handle)[key] = (
-                coerce_property(value, property_type),
-                property_type,
-            )
+        self._sim.mqsetmp(self.msg_handle, as_bytes(name).decode("utf-8"), value, property_type)
 
     def dlt(self, name: Any, dmpo: Any = None) -> None:
-        key = as_bytes(name).decode("utf-8")
-        with self._sim._cond:
-            props = self._sim._properties(self.msg_handle)
-            if key not in props:
-                raise fail(C.MQRC_PROPERTY_NOT_AVAILABLE)
-            del props[key]
-
-
-def coerce_property(value: Any, property_type: int) -> Any:
-    if property_type == C.MQTYPE_STRING:
-        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-    if property_type == C.MQTYPE_BOOLEAN:
-        return bool(value)
-    if property_type in (C.MQTYPE_INT8, C.MQTYPE_INT16, C.MQTYPE_INT32, C.MQTYPE_INT64):
-        return int(value)
-    if property_type in (C.MQTYPE_FLOAT32, C.MQTYPE_FLOAT64):
-        return float(value)
-    if property_type == C.MQTYPE_BYTE_STRING:
-        return bytes(value)
-    if property_type == C.MQTYPE_NULL:
-        return None
-    raise fail(C.MQRC_PROPERTY_TYPE_ERROR)
+        self._sim.mqdltmp(self.msg_handle, as_bytes(name).decode("utf-8"))
 
 
 class MessageHandle:
     """``ibmmq.MessageHandle`` on a simulator: properties live in the handle, as in the MQ client."""
 
-    _sim: ClassVar[MessagingEngine]
+    _sim: ClassVar[AdminEngine]
 
     def __init__(self, qmgr: Any = None, cmho: Any = None, dup_handle: int | None = None) -> None:
         self.conn_handle = qmgr.get_handle() if qmgr is not None else C.MQHO_NONE
         self.duplicated = dup_handle is not None
-        self.msg_handle = (
-            dup_handle if dup_handle is not None else self._sim._create_message_handle(self.conn_handle)
-        )
+        self.msg_handle = dup_handle if dup_handle is not None else self._sim.mqcrtmh(self.conn_handle)
         self.properties = Properties(self._sim, self.conn_handle, self.msg_handle)
 
     def get_handle(self) -> int:
@@ -595,9 +602,7 @@ class MessageHandle:
     def dlt(self, dmho: Any = None) -> None:
         if self.duplicated:
             raise fail(C.MQRC_HMSG_ERROR)
-        with self._sim._cond:
-            if self._sim._msg_handles.pop(self.msg_handle, None) is None:
-                raise fail(C.MQRC_HMSG_ERROR)
+        self._sim.mqdltmh(self.msg_handle)
         self.properties = Properties(self._sim, C.MQHC_UNUSABLE_HCONN, C.MQHM_NONE)
 
 

@@ -1,12 +1,15 @@
-"""The queue manager's state and the MQI verbs on connections, objects and units of work.
+"""The queue manager's state and the MQI verbs on connections, objects, units of work and message handles.
 
-Every verb runs under one condition (``_cond``), as one queue manager serialises its work; the messaging
-verbs (put, get, publish, subscribe) are in :mod:`.messaging`, the controls tests use in :mod:`.simulator`.
+Every verb runs under one condition (``_cond``), as one queue manager serialises its work. The verbs are the
+engine's public interface, named after the MQI calls (``mqconn``, ``mqopen``, ``mqinq``, ...): the
+``ibmmq``-shaped classes of :mod:`.api` call them and nothing else. The messaging verbs (put, get, publish,
+subscribe) are in :mod:`.messaging`, PCF in :mod:`.admin`, the controls tests use in :mod:`.simulator`.
 """
 
 from __future__ import annotations
 
 import bisect
+import datetime
 import heapq
 import itertools
 import threading
@@ -17,10 +20,78 @@ from typing import Any
 
 from .constants import CMQC as C
 from .errors import fail
-from .state import Conn, Fault, Handle, LocalQueue, QMState, Sub, check_name, normalise_address
+from .state import (
+    Conn,
+    Fault,
+    Handle,
+    LocalQueue,
+    MessageHandleState,
+    QMState,
+    Sub,
+    check_name,
+    normalise_address,
+)
 from .structures import pad, text
 
-__all__ = ["QueueManagerEngine"]
+__all__ = ["COMMAND_LEVEL", "VERSION", "QueueManagerEngine"]
+
+COMMAND_LEVEL = 940
+"""The MQ command level the simulator answers with (MQ 9.4)."""
+VERSION = "09040000"
+"""``MQCA_VERSION``: VVRRMMFF of the simulated queue manager."""
+
+# MQCHAR attribute lengths (cmqc.h's MQ_*_LENGTH) of the character attributes MQINQ answers.
+_CHAR_LENGTHS = {
+    "MQCA_Q_NAME": 48, "MQCA_Q_MGR_NAME": 48, "MQCA_Q_DESC": 64, "MQCA_Q_MGR_DESC": 64,
+    "MQCA_Q_MGR_IDENTIFIER": 48, "MQCA_VERSION": 8, "MQCA_CREATION_DATE": 12, "MQCA_CREATION_TIME": 8,
+    "MQCA_ALTERATION_DATE": 12, "MQCA_ALTERATION_TIME": 8, "MQCA_DEAD_LETTER_Q_NAME": 48,
+    "MQCA_COMMAND_INPUT_Q_NAME": 48, "MQCA_DEF_XMIT_Q_NAME": 48, "MQCA_BACKOUT_REQ_Q_NAME": 48,
+}  # fmt: skip
+# Property value lengths MQINQMP compares with the caller's buffer, by type (strings: their bytes).
+_FIXED_LENGTHS = {
+    "MQTYPE_BOOLEAN": 4, "MQTYPE_INT8": 1, "MQTYPE_INT16": 2, "MQTYPE_INT32": 4, "MQTYPE_INT64": 8,
+    "MQTYPE_FLOAT32": 4, "MQTYPE_FLOAT64": 8, "MQTYPE_NULL": 0,
+}  # fmt: skip
+PROPERTY_FOLDERS = ("usr", "jms", "mcd", "mqext")
+"""The RFH2 folders that carry message properties (a name without a folder is in ``usr``)."""
+
+
+def char_attribute(name: str, value: str) -> bytes:
+    """An MQCHAR attribute as MQINQ returns it: blank-padded to its length."""
+    return pad(value, _CHAR_LENGTHS[name], b" ")
+
+
+def property_key(name: str) -> str:
+    """The name a property is stored by: ``usr.colour`` and ``colour`` are one property."""
+    return name[4:] if name.startswith("usr.") else name
+
+
+def value_length(value: Any, ptype: int) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, bytes):
+        return len(value)
+    for name, length in _FIXED_LENGTHS.items():
+        if getattr(C, name) == ptype:
+            return length
+    return 8
+
+
+def coerce_property(value: Any, property_type: int) -> Any:
+    """A property value as MQSETMP stores it for ``property_type`` (2473 for an unknown type)."""
+    if property_type == C.MQTYPE_STRING:
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    if property_type == C.MQTYPE_BOOLEAN:
+        return bool(value)
+    if property_type in (C.MQTYPE_INT8, C.MQTYPE_INT16, C.MQTYPE_INT32, C.MQTYPE_INT64):
+        return int(value)
+    if property_type in (C.MQTYPE_FLOAT32, C.MQTYPE_FLOAT64):
+        return float(value)
+    if property_type == C.MQTYPE_BYTE_STRING:
+        return bytes(value)
+    if property_type == C.MQTYPE_NULL:
+        return None
+    raise fail(C.MQRC_PROPERTY_TYPE_ERROR)
 
 
 class QueueManagerEngine:
@@ -43,11 +114,12 @@ class QueueManagerEngine:
         self._active = self._addresses[0] if self._addresses else None
         self._cond = threading.Condition(threading.RLock())
         self._state = QMState.RUNNING
+        self._created = datetime.datetime.now()
         self._queues: dict[str, LocalQueue] = {}
         self._topics: dict[str, str] = {}
         self._subs: dict[str, Sub] = {}  # by name; unnamed non-durable ones by a generated key
         self._conns: dict[int, Conn] = {}
-        self._msg_handles: dict[int, dict[str, tuple[Any, int]]] = {}
+        self._msg_handles: dict[int, MessageHandleState] = {}
         self._handles = itertools.count(101)
         self._arrivals = itertools.count(1)
         self._ids = itertools.count(time.time_ns() // 1000)
@@ -68,9 +140,14 @@ class QueueManagerEngine:
         default_priority: int = 0,
         put_inhibited: bool = False,
         get_inhibited: bool = False,
+        description: str = "",
         replace: bool = False,
     ) -> None:
-        """DEFINE QLOCAL. Like MQ, messages are non-persistent by default (``DEFPSIST(NO)``)."""
+        """DEFINE QLOCAL. Like MQ, messages are non-persistent by default (``DEFPSIST(NO)``).
+
+        ``replace=True`` (``DEFINE ... REPLACE``) changes the attributes of a queue that exists in place:
+        its messages, open handles and units of work stay.
+        """
         name = check_name(name)
         if max_depth < 0 or max_msg_length < 0 or not 0 <= default_priority <= 9:
             raise ValueError("max_depth and max_msg_length must be >= 0 and default_priority 0..9")
@@ -78,13 +155,13 @@ class QueueManagerEngine:
             old = self._queues.get(name)
             if old is not None and not replace:
                 raise ValueError(f"queue {name!r} already exists (pass replace=True to redefine it)")
-            queue = LocalQueue(
-                name, "local", max_depth, max_msg_length, default_persistence, default_priority,
-                put_inhibited, get_inhibited,
-            )  # fmt: skip
-            if old is not None:
-                queue.messages = old.messages
+            queue = old if old is not None and old.kind == "local" else LocalQueue(name, "local")
+            queue.max_depth, queue.max_msg_length = max_depth, max_msg_length
+            queue.default_persistence, queue.default_priority = default_persistence, default_priority
+            queue.put_inhibited, queue.get_inhibited = put_inhibited, get_inhibited
+            queue.description = description
             self._queues[name] = queue
+            self._cond.notify_all()
 
     def define_model_queue(self, name: str, *, permanent: bool = False) -> None:
         """DEFINE QMODEL: opening it creates a temporary (or permanent) dynamic queue."""
@@ -187,6 +264,8 @@ class QueueManagerEngine:
         conn = self._conns.get(hconn) if isinstance(hconn, int) else None
         if fault.kill and conn is not None and conn.dead is None:
             self._kill(conn, fault.reason, C.MQRC_CONNECTION_BROKEN)
+        elif fault.verb == "MQCMIT" and fault.reason == C.MQRC_BACKED_OUT and conn is not None:
+            self._backout(conn)  # MQ's word: the unit of work was backed out
         raise fail(fault.reason, fault.comp)
 
     def _queue_or_error(self, name: str) -> LocalQueue:
@@ -200,7 +279,7 @@ class QueueManagerEngine:
         return prefix + next(self._ids).to_bytes(8, "big")
 
     # -- MQCONN / MQDISC ---------------------------------------------------------------------------------
-    def _connect(
+    def mqconn(
         self,
         name: Any,
         *,
@@ -213,6 +292,7 @@ class QueueManagerEngine:
         cipher: str = "",
         key_repository: str = "",
     ) -> int:
+        """MQCONN/MQCONNX: a new connection handle."""
         with self._cond:
             fault = self._take_fault("MQCONN")
             if fault is not None:
@@ -243,7 +323,7 @@ class QueueManagerEngine:
             self.stats["connects"] += 1
             return hconn
 
-    def _disconnect(self, hconn: Any) -> None:
+    def mqdisc(self, hconn: Any) -> None:
         """MQDISC commits the unit of work (distributed platforms) and closes what is open."""
         with self._cond:
             conn = self._conns.get(hconn) if isinstance(hconn, int) else None
@@ -258,7 +338,8 @@ class QueueManagerEngine:
             self._cond.notify_all()
 
     # -- MQOPEN / MQCLOSE --------------------------------------------------------------------------------
-    def _open(self, hconn: Any, od: Any, options: int) -> int:
+    def mqopen(self, hconn: Any, od: Any, options: int) -> int:
+        """MQOPEN of a queue, the queue manager or a topic; fills the OD's output fields."""
         with self._call(hconn, "MQOPEN", quiescing_fails=bool(options & C.MQOO_FAIL_IF_QUIESCING)) as conn:
             otype = od.ObjectType
             hobj = next(self._handles)
@@ -324,7 +405,8 @@ class QueueManagerEngine:
             queue.exclusive = hobj
         queue.input_handles.add(hobj)
 
-    def _close(self, hconn: Any, hobj: Any, options: int) -> None:
+    def mqclose(self, hconn: Any, hobj: Any, options: int) -> None:
+        """MQCLOSE of an object or subscription handle."""
         with self._call(hconn, "MQCLOSE") as conn:
             if hobj not in conn.handles:
                 raise fail(C.MQRC_HOBJ_ERROR)
@@ -389,15 +471,16 @@ class QueueManagerEngine:
             queue.messages = [m for m in queue.messages if id(m) not in gone]
 
     # -- units of work ----------------------------------------------------------------------------------
-    def _begin(self, hconn: Any) -> None:
+    def mqbegin(self, hconn: Any) -> None:
+        """MQBEGIN. A local unit of work needs none; without XA resource managers MQ warns 2121, and a
+        client connection cannot coordinate one at all (2012)."""
         with self._call(hconn, "MQBEGIN") as conn:
-            # A local unit of work needs no MQBEGIN; without XA resource managers MQ warns 2121, and a
-            # client connection cannot coordinate one at all (2012).
             if conn.client:
                 raise fail(C.MQRC_ENVIRONMENT_ERROR)
             raise fail(C.MQRC_NO_EXTERNAL_PARTICIPANTS, C.MQCC_WARNING)
 
-    def _commit(self, hconn: Any) -> None:
+    def mqcmit(self, hconn: Any) -> None:
+        """MQCMIT; a unit of work backed out underneath a reconnecting client warns 2003."""
         with self._call(hconn, "MQCMIT") as conn:
             if conn.uow_backed_out:
                 conn.uow_backed_out = False
@@ -413,7 +496,8 @@ class QueueManagerEngine:
         conn.uow.clear()
         self._cond.notify_all()
 
-    def _backout_call(self, hconn: Any) -> None:
+    def mqback(self, hconn: Any) -> None:
+        """MQBACK."""
         with self._call(hconn, "MQBACK") as conn:
             conn.uow_backed_out = False
             self._backout(conn)
@@ -435,7 +519,8 @@ class QueueManagerEngine:
         self._cond.notify_all()
 
     # -- MQINQ / MQSET ----------------------------------------------------------------------------------
-    def _inquire(self, hconn: Any, hobj: Any, selectors: list[int]) -> dict[int, Any]:
+    def mqinq(self, hconn: Any, hobj: Any, selectors: list[int]) -> dict[int, Any]:
+        """MQINQ: the attributes asked for; 2068 for one of another object type, 2067 for an unknown one."""
         with self._call(hconn, "MQINQ") as conn:
             handle = conn.handles.get(hobj) if isinstance(hobj, int) else None
             if handle is None:
@@ -443,35 +528,57 @@ class QueueManagerEngine:
             if not handle.options & C.MQOO_INQUIRE:
                 raise fail(C.MQRC_NOT_OPEN_FOR_INQUIRE)
             if handle.kind == "qmgr":
-                attrs = self._qmgr_attributes()
+                attrs, others = self.qmgr_attributes(), self._queue_selectors()
             else:
                 queue = self._queues.get(handle.name)
                 if queue is None:
                     raise fail(C.MQRC_Q_DELETED)
-                attrs = self._queue_attributes(queue)
+                attrs, others = self.queue_attributes(queue), set(self.qmgr_attributes())
             out = {}
             for selector in selectors:
-                if selector not in attrs:
+                if selector in attrs:
+                    out[selector] = attrs[selector]
+                elif selector in others:
+                    raise fail(C.MQRC_SELECTOR_NOT_FOR_TYPE, C.MQCC_WARNING)
+                else:
                     raise fail(C.MQRC_SELECTOR_ERROR)
-                out[selector] = attrs[selector]
             return out
 
-    def _qmgr_attributes(self) -> dict[int, Any]:
-        return {
-            C.MQCA_Q_MGR_NAME: pad(self.queue_manager_name, 48, b" "),
-            C.MQCA_DEAD_LETTER_Q_NAME: pad("SYSTEM.DEAD.LETTER.QUEUE", 48, b" "),
-            C.MQIA_COMMAND_LEVEL: 940,
-            C.MQIA_PLATFORM: C.MQPL_UNIX,
-            C.MQIA_MAX_MSG_LENGTH: self.max_msg_length,
-            C.MQIA_MAX_PRIORITY: 9,
-            C.MQIA_SYNCPOINT: C.MQSP_AVAILABLE,
-        }
+    def qmgr_attributes(self) -> dict[int, Any]:
+        """The queue manager's attributes, as MQINQ and PCF inquire them."""
+        created = self._created
+        identifier = f"{self.queue_manager_name}_{created:%Y-%m-%d_%H.%M.%S}"
+        chars = {
+            "MQCA_Q_MGR_NAME": self.queue_manager_name, "MQCA_Q_MGR_DESC": "", "MQCA_VERSION": VERSION,
+            "MQCA_Q_MGR_IDENTIFIER": identifier, "MQCA_DEAD_LETTER_Q_NAME": "SYSTEM.DEAD.LETTER.QUEUE",
+            "MQCA_COMMAND_INPUT_Q_NAME": "SYSTEM.ADMIN.COMMAND.QUEUE", "MQCA_DEF_XMIT_Q_NAME": "",
+            "MQCA_CREATION_DATE": f"{created:%Y-%m-%d}", "MQCA_CREATION_TIME": f"{created:%H.%M.%S}",
+            "MQCA_ALTERATION_DATE": f"{created:%Y-%m-%d}", "MQCA_ALTERATION_TIME": f"{created:%H.%M.%S}",
+        }  # fmt: skip
+        out: dict[int, Any] = {getattr(C, k): char_attribute(k, v) for k, v in chars.items()}
+        out.update({
+            C.MQIA_COMMAND_LEVEL: COMMAND_LEVEL, C.MQIA_PLATFORM: C.MQPL_UNIX, C.MQIA_CODED_CHAR_SET_ID: 1208,
+            C.MQIA_MAX_MSG_LENGTH: self.max_msg_length, C.MQIA_MAX_PRIORITY: 9,
+            C.MQIA_SYNCPOINT: C.MQSP_AVAILABLE, C.MQIA_MAX_HANDLES: 256, C.MQIA_MAX_UNCOMMITTED_MSGS: 10000,
+            C.MQIA_DIST_LISTS: C.MQDL_SUPPORTED, C.MQIA_TRIGGER_INTERVAL: 999999999,
+            C.MQIA_MAX_PROPERTIES_LENGTH: C.MQPROP_UNRESTRICTED_LENGTH,
+        })  # fmt: skip
+        return out
 
-    def _queue_attributes(self, queue: LocalQueue) -> dict[int, Any]:
+    def _queue_selectors(self) -> set[int]:
+        return set(self.queue_attributes(LocalQueue("", "local")))
+
+    def queue_attributes(self, queue: LocalQueue) -> dict[int, Any]:
+        """A queue's attributes, as MQINQ and PCF inquire them."""
         self._purge_expired(queue)
         definition = {"tempdyn": C.MQQDT_TEMPORARY_DYNAMIC, "permdyn": C.MQQDT_PERMANENT_DYNAMIC}
+        created = self._created
         return {
-            C.MQCA_Q_NAME: pad(queue.name, 48, b" "),
+            C.MQCA_Q_NAME: char_attribute("MQCA_Q_NAME", queue.name),
+            C.MQCA_Q_DESC: char_attribute("MQCA_Q_DESC", queue.description),
+            C.MQCA_BACKOUT_REQ_Q_NAME: char_attribute("MQCA_BACKOUT_REQ_Q_NAME", ""),
+            C.MQCA_CREATION_DATE: char_attribute("MQCA_CREATION_DATE", f"{created:%Y-%m-%d}"),
+            C.MQCA_CREATION_TIME: char_attribute("MQCA_CREATION_TIME", f"{created:%H.%M.%S}"),
             C.MQIA_Q_TYPE: queue.qtype,
             C.MQIA_CURRENT_Q_DEPTH: len(queue.messages),
             C.MQIA_MAX_Q_DEPTH: queue.max_depth,
@@ -485,9 +592,15 @@ class QueueManagerEngine:
             C.MQIA_DEFINITION_TYPE: definition.get(queue.kind, C.MQQDT_PREDEFINED),
             C.MQIA_OPEN_INPUT_COUNT: len(queue.input_handles),
             C.MQIA_OPEN_OUTPUT_COUNT: len(queue.output_handles),
+            C.MQIA_BACKOUT_THRESHOLD: 0,
+            C.MQIA_SHAREABILITY: C.MQQA_SHAREABLE,
+            C.MQIA_DEF_INPUT_OPEN_OPTION: C.MQOO_INPUT_SHARED,
+            C.MQIA_MSG_DELIVERY_SEQUENCE: C.MQMDS_PRIORITY,
+            C.MQIA_USAGE: C.MQUS_NORMAL,
         }
 
-    def _set(self, hconn: Any, hobj: Any, attrs: dict[int, Any]) -> None:
+    def mqset(self, hconn: Any, hobj: Any, attrs: dict[int, Any]) -> None:
+        """MQSET of a queue's INHIBIT_PUT/INHIBIT_GET."""
         with self._call(hconn, "MQSET") as conn:
             handle = conn.handles.get(hobj) if isinstance(hobj, int) else None
             if handle is None:
@@ -505,17 +618,82 @@ class QueueManagerEngine:
                 queue.get_inhibited = attrs[C.MQIA_INHIBIT_GET] == C.MQQA_GET_INHIBITED
             self._cond.notify_all()
 
-    # -- message handles --------------------------------------------------------------------------------
-    def _create_message_handle(self, hconn: Any) -> int:
+    # -- message handles and properties -----------------------------------------------------------------
+    def mqcrtmh(self, hconn: Any) -> int:
+        """MQCRTMH: a message handle (on a connection, or unassociated)."""
         with self._cond:
             if hconn not in (C.MQHC_UNASSOCIATED_HCONN, C.MQHO_NONE):
                 self._live(hconn, quiescing_fails=False, in_flight=False)
             hmsg = next(self._handles)
-            self._msg_handles[hmsg] = {}
+            self._msg_handles[hmsg] = MessageHandleState()
             return hmsg
 
-    def _properties(self, hmsg: Any) -> dict[str, tuple[Any, int]]:
-        props = self._msg_handles.get(hmsg) if isinstance(hmsg, int) else None
-        if props is None:
+    def mqdltmh(self, hmsg: Any) -> None:
+        """MQDLTMH."""
+        with self._cond:
+            if self._msg_handles.pop(hmsg, None) is None:
+                raise fail(C.MQRC_HMSG_ERROR)
+
+    def _handle_state(self, hmsg: Any) -> MessageHandleState:
+        state = self._msg_handles.get(hmsg) if isinstance(hmsg, int) else None
+        if state is None:
             raise fail(C.MQRC_HMSG_ERROR)
-        return props
+        return state
+
+    def mqsetmp(self, hmsg: Any, name: str, value: Any, property_type: int) -> None:
+        """MQSETMP."""
+        if not name or "%" in name:
+            raise fail(C.MQRC_PROPERTY_NAME_ERROR)
+        with self._cond:
+            props = self._handle_state(hmsg).properties
+            props[property_key(name)] = (coerce_property(value, property_type), property_type)
+
+    def mqinqmp(self, hmsg: Any, name: str, options: int, max_length: int) -> tuple[Any, str]:
+        """MQINQMP: ``(value, name)``. A name may be ``%`` or ``folder.%`` (in turn with MQIMPO_INQ_NEXT).
+
+        A value longer than ``max_length`` fails with 2469 (its length in ``data_length``), and the property
+        cursor is on that property, so MQIMPO_INQ_PROP_UNDER_CURSOR can ask for it again with room.
+        """
+        with self._cond:
+            state = self._handle_state(hmsg)
+            props = state.properties
+            if options & C.MQIMPO_INQ_PROP_UNDER_CURSOR:
+                found = state.cursor if state.cursor in props else None
+            elif name == "%" or name.endswith(".%"):
+                names = self._wildcard(props, name[:-1])
+                cursor = state.cursor
+                at = names.index(cursor) + 1 if options & C.MQIMPO_INQ_NEXT and cursor in names else 0
+                found = names[at] if at < len(names) else None
+            else:
+                key = property_key(name)
+                found = key if key in props else None
+            if found is None:
+                raise fail(C.MQRC_PROPERTY_NOT_AVAILABLE, data_length=0)
+            state.cursor = found
+            value, ptype = props[found]
+            length = value_length(value, ptype)
+            if length > max_length:
+                raise fail(C.MQRC_PROPERTY_VALUE_TOO_BIG, data_length=length)
+            return value, found
+
+    @staticmethod
+    def _wildcard(props: dict[str, tuple[Any, int]], folder: str) -> list[str]:
+        if not folder:
+            return list(props)
+        if folder == "usr.":
+            known = tuple(f + "." for f in PROPERTY_FOLDERS)
+            return [n for n in props if not n.startswith(known)]
+        return [n for n in props if n.startswith(folder)]
+
+    def mqdltmp(self, hmsg: Any, name: str) -> None:
+        """MQDLTMP."""
+        with self._cond:
+            props = self._handle_state(hmsg).properties
+            if props.pop(property_key(name), None) is None:
+                raise fail(C.MQRC_PROPERTY_NOT_AVAILABLE)
+
+    def handle_properties(self, hmsg: Any) -> dict[str, tuple[Any, int]]:
+        """A copy of a message handle's properties (what a put with it carries)."""
+        with self._cond:
+            state = self._msg_handles.get(hmsg) if isinstance(hmsg, int) else None
+            return dict(state.properties) if state is not None else {}

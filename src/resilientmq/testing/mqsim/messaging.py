@@ -1,4 +1,5 @@
-"""The queue manager's messaging verbs: MQPUT, MQPUT1, publish, MQSUB and MQGET (with browse and match)."""
+"""The queue manager's messaging verbs: MQPUT, MQPUT1, publish, MQSUB and MQGET (with browse, match,
+truncation, and message properties delivered in a message handle or in an MQRFH2 header)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import time
 from typing import Any
 
 from .constants import CMQC as C
-from .engine import QueueManagerEngine
+from .engine import PROPERTY_FOLDERS, QueueManagerEngine
 from .errors import fail
+from .rfh2 import properties_from_rfh2, rfh2_from_properties
 from .state import Conn, Handle, LocalQueue, Message, Sub, topic_matches
 from .structures import MD, MD_BYTES, MD_CHAR, as_bytes, is_none_id, pad, text
 
@@ -21,7 +23,8 @@ class MessagingEngine(QueueManagerEngine):
     """Messages in and out of queues, and publications to subscriptions."""
 
     # -- MQPUT / MQPUT1 ---------------------------------------------------------------------------------
-    def _put(self, hconn: Any, hobj: Any, md: Any, pmo: Any, body: bytes) -> None:
+    def mqput(self, hconn: Any, hobj: Any, md: Any, pmo: Any, body: bytes) -> None:
+        """MQPUT on a queue or topic handle; fills the MD's and PMO's output fields."""
         with self._call(
             hconn, "MQPUT", quiescing_fails=bool(pmo.Options & C.MQPMO_FAIL_IF_QUIESCING)
         ) as conn:
@@ -38,7 +41,8 @@ class MessagingEngine(QueueManagerEngine):
                 raise fail(C.MQRC_Q_DELETED)
             self._enqueue(conn, queue, md, pmo, body)
 
-    def _put1(self, hconn: Any, od: Any, md: Any, pmo: Any, body: bytes) -> None:
+    def mqput1(self, hconn: Any, od: Any, md: Any, pmo: Any, body: bytes) -> None:
+        """MQPUT1 to a queue or a topic."""
         quiescing = bool(pmo.Options & C.MQPMO_FAIL_IF_QUIESCING)
         with self._call(hconn, "MQPUT1", quiescing_fails=quiescing) as conn:
             if od.ObjectType == C.MQOT_TOPIC:
@@ -92,9 +96,7 @@ class MessagingEngine(QueueManagerEngine):
         else:
             raise fail(C.MQRC_PERSISTENCE_ERROR)
         stored: dict[str, Any] = {}
-        for name, _default in MD._fields:
-            if name.startswith("_"):
-                continue
+        for name in MD.field_names():
             value = getattr(md, name)
             if name in MD_CHAR:  # null-terminated or null-padded text comes back blank-padded
                 value = pad((as_bytes(value) or b"").split(b"\0", 1)[0], MD_CHAR[name], b" ")
@@ -119,7 +121,7 @@ class MessagingEngine(QueueManagerEngine):
         expires_at = None if expiry in (C.MQEI_UNLIMITED, 0) or expiry < 0 else time.monotonic() + expiry / 10
         properties: dict[str, tuple[Any, int]] = {}
         if pmo.OriginalMsgHandle:
-            properties = dict(self._msg_handles.get(pmo.OriginalMsgHandle, {}))
+            properties = self.handle_properties(pmo.OriginalMsgHandle)
         return Message(
             (-priority, next(self._arrivals)), body, stored, properties, persistent, expires_at,
             next(self._ids).to_bytes(16, "big"),
@@ -136,8 +138,7 @@ class MessagingEngine(QueueManagerEngine):
         else:
             self._cond.notify_all()
 
-    @staticmethod
-    def _fill_put_output(md: Any, pmo: Any, message: Message, resolved: str) -> None:
+    def _fill_put_output(self, md: Any, pmo: Any, message: Message, resolved: str) -> None:
         for name in (
             "MsgId",
             "CorrelId",
@@ -151,6 +152,7 @@ class MessagingEngine(QueueManagerEngine):
         if message.md["ReplyToQ"].strip():
             md.ReplyToQMgr = message.md["ReplyToQMgr"]
         pmo.ResolvedQName = resolved.encode("ascii")
+        pmo.ResolvedQMgrName = self.queue_manager_name.encode("ascii") if resolved else b""
 
     def _publish(self, conn: Conn, topic: str, md: Any, pmo: Any, body: bytes) -> None:
         syncpoint = bool(pmo.Options & C.MQPMO_SYNCPOINT)
@@ -174,7 +176,8 @@ class MessagingEngine(QueueManagerEngine):
         if not matched and pmo.Options & C.MQPMO_WARN_IF_NO_SUBS_MATCHED:
             raise fail(C.MQRC_NO_SUBS_MATCHED, C.MQCC_WARNING)
 
-    def _subscribe(self, hconn: Any, sd: Any, hobj_queue: Any) -> tuple[int, int]:
+    def mqsub(self, hconn: Any, sd: Any, hobj_queue: Any) -> tuple[int, int]:
+        """MQSUB: (the queue handle publications arrive on, the subscription handle)."""
         options = sd.Options
         with self._call(hconn, "MQSUB", quiescing_fails=bool(options & C.MQSO_FAIL_IF_QUIESCING)) as conn:
             name_raw = sd.get_vs("SubName")
@@ -227,7 +230,8 @@ class MessagingEngine(QueueManagerEngine):
         return sub
 
     # -- MQGET ------------------------------------------------------------------------------------------
-    def _get(self, hconn: Any, hobj: Any, md: Any, gmo: Any, max_length: int | None) -> bytes:
+    def mqget(self, hconn: Any, hobj: Any, md: Any, gmo: Any, max_length: int | None) -> bytes:
+        """MQGET (``max_length`` None: a buffer as large as the message)."""
         options = gmo.Options
         quiescing = bool(options & C.MQGMO_FAIL_IF_QUIESCING)
         with self._call(hconn, "MQGET", quiescing_fails=quiescing) as conn:
@@ -303,12 +307,22 @@ class MessagingEngine(QueueManagerEngine):
         max_length: int | None,
     ) -> bytes:
         options = gmo.Options
-        body = message.body
+        browse = options & (C.MQGMO_BROWSE_FIRST | C.MQGMO_BROWSE_NEXT | C.MQGMO_BROWSE_MSG_UNDER_CURSOR)
+        body, descriptor, properties = self._as_delivered(message, gmo)
         truncated = max_length is not None and len(body) > max_length
         if truncated and not options & C.MQGMO_ACCEPT_TRUNCATED_MSG:
-            self._fill_get_output(md, gmo, message, queue.name)
-            raise fail(C.MQRC_TRUNCATED_MSG_FAILED, message=b"", original_length=len(body))
-        browse = options & (C.MQGMO_BROWSE_FIRST | C.MQGMO_BROWSE_NEXT | C.MQGMO_BROWSE_MSG_UNDER_CURSOR)
+            # 2080: the message stays where it is (a browse cursor too, or before the first message for
+            # BROWSE_FIRST); the buffer holds what fits and the MQMD is filled in.
+            assert max_length is not None
+            if options & C.MQGMO_BROWSE_FIRST:
+                handle.cursor, handle.cursor_msg = None, None
+            self._fill_get_output(md, gmo, message, descriptor, queue.name, len(body), None)
+            raise fail(
+                C.MQRC_TRUNCATED_MSG_FAILED,
+                C.MQCC_WARNING,
+                message=body[:max_length],
+                original_length=len(body),
+            )
         if browse:
             handle.cursor, handle.cursor_msg = message.key, message
         else:
@@ -321,8 +335,9 @@ class MessagingEngine(QueueManagerEngine):
             )
             if syncpoint:
                 conn.uow.append(("get", queue, message))
-        self._fill_get_output(md, gmo, message, queue.name)
+        self._fill_get_output(md, gmo, message, descriptor, queue.name, len(body), properties)
         if truncated:
+            # 2079: taken (or the cursor moved to it); the buffer holds what fits.
             assert max_length is not None
             raise fail(
                 C.MQRC_TRUNCATED_MSG_ACCEPTED,
@@ -332,13 +347,57 @@ class MessagingEngine(QueueManagerEngine):
             )
         return body
 
-    def _fill_get_output(self, md: Any, gmo: Any, message: Message, queue_name: str) -> None:
-        for name, value in message.md.items():
+    def _as_delivered(
+        self, message: Message, gmo: Any
+    ) -> tuple[bytes, dict[str, Any], dict[str, tuple[Any, int]] | None]:
+        """The data, MQMD and properties a getter receives.
+
+        With a message handle: the properties in it, and an MQRFH2 holding only property folders is taken
+        off the data. Without one (PROPCTL(COMPAT), the default, or MQGMO_PROPERTIES_FORCE_MQRFH2): the
+        properties travel in an MQRFH2 in front of the data. MQGMO_NO_PROPERTIES: none at all.
+        """
+        options = gmo.Options
+        body, descriptor, props = message.body, dict(message.md), dict(message.properties)
+        if options & C.MQGMO_NO_PROPERTIES:
+            return body, descriptor, None
+        if gmo.MsgHandle and gmo.MsgHandle in self._msg_handles:
+            if descriptor["Format"] == C.MQFMT_RF_HEADER_2:
+                parsed = properties_from_rfh2(body, descriptor["Encoding"], PROPERTY_FOLDERS)
+                if parsed is not None:
+                    found, rfh2, body = parsed
+                    props = {**found, **props}
+                    descriptor.update(Format=rfh2["Format"], Encoding=rfh2["Encoding"])
+                    descriptor["CodedCharSetId"] = rfh2["CodedCharSetId"]
+            return body, descriptor, props
+        if props and not options & C.MQGMO_PROPERTIES_IN_HANDLE:
+            header = rfh2_from_properties(
+                props,
+                PROPERTY_FOLDERS,
+                descriptor["Format"],
+                descriptor["Encoding"],
+                descriptor["CodedCharSetId"],
+            )
+            descriptor.update(Format=C.MQFMT_RF_HEADER_2, Encoding=C.MQENC_NATIVE, CodedCharSetId=1208)
+            return header + body, descriptor, None
+        return body, descriptor, None
+
+    def _fill_get_output(
+        self,
+        md: Any,
+        gmo: Any,
+        message: Message,
+        descriptor: dict[str, Any],
+        queue_name: str,
+        length: int,
+        properties: dict[str, tuple[Any, int]] | None,
+    ) -> None:
+        for name, value in descriptor.items():
             setattr(md, name, value)
         if message.expires_at is not None:
             md.Expiry = max(1, int((message.expires_at - time.monotonic()) * 10))
         gmo.ResolvedQName = pad(queue_name, 48, b" ")
         gmo.MsgToken = message.token
-        gmo.ReturnedLength = len(message.body)
-        if gmo.MsgHandle and gmo.MsgHandle in self._msg_handles:
-            self._msg_handles[gmo.MsgHandle] = dict(message.properties)
+        gmo.ReturnedLength = length
+        if properties is not None and gmo.MsgHandle in self._msg_handles:
+            state = self._msg_handles[gmo.MsgHandle]
+            state.properties, state.cursor = dict(properties), None

@@ -1,17 +1,18 @@
-"""The simulator: a queue manager (:mod:`.engine`, :mod:`.messaging`), the controls a test drives it with
-(stop, start, quiesce, break connections, inject faults, ...), and its ``ibmmq``-shaped module."""
+"""The simulator: a queue manager (:mod:`.engine`, :mod:`.messaging`, :mod:`.admin`), the controls a test
+drives it with (stop, start, quiesce, break connections, inject faults, ...), and its ``ibmmq``-shaped
+module."""
 
 from __future__ import annotations
 
+from .admin import AdminEngine
 from .constants import CMQC as C
-from .messaging import MessagingEngine
 from .module import build_module
 from .state import FATAL, MQI_VERBS, Fault, QMState, normalise_address
 
 __all__ = ["Simulator"]
 
 
-class Simulator(MessagingEngine):
+class Simulator(AdminEngine):
     """One simulated queue manager, with an ``ibmmq``-shaped module in :attr:`mqi`.
 
     ``addresses`` (e.g. ``["127.0.0.1(1414)", "127.0.0.1(1415)"]``) models a multi-instance queue manager:
@@ -45,7 +46,8 @@ class Simulator(MessagingEngine):
 
     # -- controls ---------------------------------------------------------------------------------------
     def delete_queue(self, name: str) -> None:
-        """DELETE QLOCAL ... PURGE; handles still open on it get ``MQRC_Q_DELETED``."""
+        """Delete a queue whatever holds it (a test's hammer; PCF ``MQCMD_DELETE_Q`` refuses an open queue
+        as MQ does): handles still open on it get ``MQRC_Q_DELETED``."""
         with self._cond:
             if self._queues.pop(name, None) is None:
                 raise ValueError(f"no queue {name!r}")

@@ -9,8 +9,8 @@ from typing import Any
 from .constants import CMQC as C
 
 __all__ = [
-    "FATAL", "MQI_VERBS", "Conn", "Fault", "Handle", "LocalQueue", "Message", "QMState", "Sub", "check_name",
-    "normalise_address", "topic_matches",
+    "FATAL", "MQI_VERBS", "Conn", "Fault", "Handle", "LocalQueue", "Message", "MessageHandleState", "QMState",
+    "Sub", "check_name", "normalise_address", "topic_matches",
 ]  # fmt: skip
 
 MQI_VERBS = frozenset(
@@ -61,6 +61,7 @@ class LocalQueue:
     default_priority: int = 0
     put_inhibited: bool = False
     get_inhibited: bool = False
+    description: str = ""
     model_definition: str = "tempdyn"  # what a model queue creates
     owner: int | None = None  # hconn that owns a temporary dynamic queue
     messages: list[Message] = field(default_factory=list)
@@ -84,6 +85,7 @@ class Sub:
     correl_id: bytes
     owner: int | None  # hconn of a non-durable subscription
     hsub: int | None = None  # open handle, if any
+    admin: bool = False  # defined by administration (DEFINE SUB / PCF), not by an application's MQSUB
 
 
 @dataclass
@@ -108,6 +110,14 @@ class Conn:
     uow_backed_out: bool = False  # backed out underneath a reconnecting client: MQCMIT warns 2003
     dead: tuple[int, int] | None = None  # (reason for calls in flight, reason for later calls)
     reconnecting_until: float | None = None  # MQCNO_RECONNECT client waiting for the queue manager
+
+
+@dataclass
+class MessageHandleState:
+    """A message handle's properties (name -> (value, MQTYPE)) and its MQINQMP property cursor."""
+
+    properties: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    cursor: str | None = None  # the property the last MQINQMP returned (or failed on with 2469)
 
 
 @dataclass

@@ -9,8 +9,8 @@ from .constants import CMQC as C
 from .constants import CMQXC
 
 __all__ = [
-    "CD", "CMHO", "CNO", "CSP", "GMO", "IMPO", "MD", "MD_BYTES", "MD_CHAR", "OD", "PD", "PMO", "SCO", "SD",
-    "SMPO", "SRO", "Struct", "as_bytes", "is_none_id", "pad", "text",
+    "BNO", "CD", "CMHO", "CNO", "CSP", "DMHO", "DMPO", "GMO", "IMPO", "MD", "MD_BYTES", "MD_CHAR", "OD", "PD",
+    "PMO", "SCO", "SD", "SMPO", "SRO", "Struct", "as_bytes", "is_none_id", "pad", "text",
 ]  # fmt: skip
 
 
@@ -51,6 +51,15 @@ class Struct:
     def get(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name, _ in self._fields}
 
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The structure's fields an application sets (not its bookkeeping fields such as ``_StrucId``)."""
+        names = cls.__dict__.get("_names")
+        if names is None:
+            names = tuple(name for name, _ in cls._fields if not name.startswith("_"))
+            type.__setattr__(cls, "_names", names)
+        return names
+
     def set_vs(
         self,
         vs_name: str,
@@ -72,7 +81,7 @@ class Struct:
         return self._vs.get(base)
 
     def pack(self) -> bytes:
-        raise NotImplementedError("mqsim structures are not packed into C structures")
+        raise NotImplementedError("mqsim structures are not packed into C structures (RFH2 is)")
 
     def __str__(self) -> str:
         return "\n".join(f"{name}: {getattr(self, name)}" for name, _ in self._fields)
@@ -264,6 +273,31 @@ class IMPO(Struct):
         ("_StrucId", C.MQIMPO_STRUC_ID), ("Version", C.MQIMPO_VERSION_1), ("Options", C.MQIMPO_INQ_FIRST),
         ("RequestedEncoding", C.MQENC_NATIVE), ("RequestedCCSID", C.MQCCSI_APPL),
         ("ReturnedEncoding", C.MQENC_NATIVE), ("ReturnedCCSID", 0), ("Reserved1", 0),
+    )  # fmt: skip
+
+
+class DMHO(Struct):
+    """MQDMHO: delete-message-handle options."""
+
+    _fields = (("_StrucId", C.MQDMHO_STRUC_ID), ("Version", C.MQDMHO_VERSION_1), ("Options", C.MQDMHO_NONE))
+
+
+class DMPO(Struct):
+    """MQDMPO: delete-message-property options."""
+
+    _fields = (
+        ("_StrucId", C.MQDMPO_STRUC_ID),
+        ("Version", C.MQDMPO_VERSION_1),
+        ("Options", C.MQDMPO_DEL_FIRST),
+    )
+
+
+class BNO(Struct):
+    """MQBNO: balancing options (accepted by connect; the simulator has one instance to balance over)."""
+
+    _fields = (
+        ("_StrucId", C.MQBNO_STRUC_ID), ("Version", C.MQBNO_VERSION_1), ("ApplType", C.MQBNO_BALTYPE_SIMPLE),
+        ("Timeout", C.MQBNO_TIMEOUT_AS_DEFAULT), ("Options", C.MQBNO_OPTIONS_NONE),
     )  # fmt: skip
 
 
