@@ -5,12 +5,21 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from stomp_support import RABBIT_ADDRESS, BrokerTarget
 
 from resilientmq.testing import ANY_USER, ActiveMQBroker, ChaosProxy, wait_for_port
 from resilientmq.testing.brokers import _port_open
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what needs the machine's RabbitMQ (``-m "not rabbitmq"`` leaves it out)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents and "rabbitmq_stomp" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.rabbitmq)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +58,7 @@ def activemq_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActiveMQ
         broker.close()
 
 
-@pytest.fixture(params=["activemq", "rabbitmq"])
+@pytest.fixture(params=["activemq", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
 def target(
     request: pytest.FixtureRequest, activemq: ActiveMQBroker, chaos_proxy: object
 ) -> Iterator[BrokerTarget]:

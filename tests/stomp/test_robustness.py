@@ -11,7 +11,7 @@ import pytest
 import stomp
 from stomp_support import FAST, BrokerTarget, consume_all, wait_until
 
-from resilientmq import BufferFullError, ConnectionState
+from resilientmq import BufferFullError, ClientClosedError, ConnectionLostError, ConnectionState
 from resilientmq.stomp import ResilientActiveMQConnection
 from resilientmq.testing import ActiveMQBroker, ChaosProxy
 
@@ -203,3 +203,28 @@ def test_a_broker_that_stops_reading_is_a_lost_connection_not_a_hang(target: Bro
     conn.close()
     assert time.monotonic() - started < 15
     assert consume_all(target, dest, bodies).lost == 0
+
+
+def test_close_while_connecting_to_a_silent_broker_ends_the_connect_at_once(
+    activemq_behind_proxy: tuple[ActiveMQBroker, ChaosProxy],
+) -> None:
+    _broker, proxy = activemq_behind_proxy
+    proxy.blackhole()  # TCP connects, the CONNECT frame is swallowed: no CONNECTED for a minute
+    conn = ResilientActiveMQConnection([proxy.address], reconnect_policy=FAST, connect_timeout=60.0)
+    outcome: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            conn.connect(wait=True)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    connecting = threading.Thread(target=connect)
+    connecting.start()
+    # The CONNECT went out: the connection being opened now waits for an answer that never comes.
+    assert proxy.wait_for(lambda p: p.bytes_swallowed > 0, 10)
+    conn.close()
+    connecting.join(10)
+    assert not connecting.is_alive(), "connect() kept waiting for the connection close() dropped"
+    assert len(outcome) == 1 and isinstance(outcome[0], (ConnectionLostError, ClientClosedError))
+    assert conn.connection_state is ConnectionState.CLOSED

@@ -14,9 +14,9 @@ from resilientmq import (
     MessageTooLargeError,
     PermanentDeliveryError,
 )
-from resilientmq._stomp.errors import classify_error_frame
-from resilientmq._stomp.link import Deliveries, Link
 from resilientmq.core.session import BatchRejectedError, BatchResult
+from resilientmq.stomp.errors import classify_error_frame
+from resilientmq.stomp.link import Deliveries, Link
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,15 @@
-"""The one place that turns stomp.py's failures and STOMP ERROR frames into resilientmq errors."""
+"""The one place that turns stomp.py's failures and STOMP ERROR frames into resilientmq errors.
+
+ERROR frames go through one table (:data:`ERROR_TABLE`), failures raised by stomp.py or the socket through
+one context manager (:func:`stomp_errors`, the shape of httpx's ``map_httpcore_exceptions``).
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import stomp.exception
@@ -15,13 +20,39 @@ from resilientmq.core.errors import (
     DestinationError,
     MessageTooLargeError,
     PermanentDeliveryError,
+    ReconnectFailedError,
     ResilientMQError,
 )
 
-__all__ = ["classify_error_frame", "describe_frame", "stomp_errors"]
+__all__ = [
+    "ERROR_TABLE",
+    "StompAuthenticationError",
+    "StompConnectFailedError",
+    "classify_error_frame",
+    "describe_frame",
+    "stomp_errors",
+]
 
-# Lower-case fragments of broker ERROR messages (ActiveMQ, RabbitMQ, Artemis), in the order they are tried.
-# They are matched against the message with destination and other names taken out (see _wording).
+
+class StompConnectFailedError(ReconnectFailedError, stomp.exception.ConnectFailedException):  # type: ignore[misc]
+    """``connect()`` gave up: a :class:`ReconnectFailedError` that stomp.py callers catch as before."""
+
+
+class StompAuthenticationError(AuthenticationError, stomp.exception.ConnectFailedException):  # type: ignore[misc]
+    """The broker refused the credentials: an :class:`AuthenticationError` and a ConnectFailedException."""
+
+
+@dataclass(frozen=True)
+class _Row:
+    fragments: tuple[str, ...]
+    """Lower-case fragments of the broker's words; empty matches any ERROR."""
+    error: type[ResilientMQError]
+    says: str
+    """How our message starts."""
+    connecting: bool | None = None
+    """Only during CONNECT (True), only after it (False), or either (None)."""
+
+
 _TRANSIENT = (
     "already connected",
     "shutting down",
@@ -53,6 +84,17 @@ _DESTINATION = (
     "access denied",
 )
 
+ERROR_TABLE: tuple[_Row, ...] = (
+    _Row(_TRANSIENT, ConnectionLostError, "broker error (transient)"),
+    # During CONNECT a refused name or destination means the credentials: retrying cannot help.
+    _Row(_AUTH + _DESTINATION, AuthenticationError, "the broker refused the connection", connecting=True),
+    _Row((), ConnectionLostError, "the broker refused the connection", connecting=True),
+    _Row(_TOO_LARGE, MessageTooLargeError, "the broker refused the message as too large", connecting=False),
+    _Row(_DESTINATION, DestinationError, "the broker refused the destination", connecting=False),
+    _Row((), PermanentDeliveryError, "the broker rejected the message", connecting=False),
+)
+"""What an ERROR frame means (ActiveMQ, RabbitMQ, Artemis): the first row that matches decides."""
+
 
 def describe_frame(frame: Any) -> str:
     """The broker's message: the ``message`` header, with the first line of the body if it adds anything."""
@@ -83,17 +125,12 @@ def classify_error_frame(frame: Any, *, connecting: bool) -> ResilientMQError:
     """What an ERROR frame means for us. During CONNECT, a refusal of credentials is permanent."""
     text = describe_frame(frame)
     low = _wording(text)
-    if any(k in low for k in _TRANSIENT):
-        return ConnectionLostError(f"broker error (transient): {text}")
-    if connecting:
-        if any(k in low for k in _AUTH + _DESTINATION):
-            return AuthenticationError(f"the broker refused the connection: {text}")
-        return ConnectionLostError(f"the broker refused the connection: {text}")
-    if any(k in low for k in _TOO_LARGE):
-        return MessageTooLargeError(f"the broker refused the message as too large: {text}")
-    if any(k in low for k in _DESTINATION):
-        return DestinationError(f"the broker refused the destination: {text}")
-    return PermanentDeliveryError(f"the broker rejected the message: {text}")
+    for row in ERROR_TABLE:
+        if row.connecting not in (None, connecting):
+            continue
+        if not row.fragments or any(k in low for k in row.fragments):
+            return row.error(f"{row.says}: {text}")
+    raise AssertionError("ERROR_TABLE ends with a row for any frame")  # pragma: no cover
 
 
 @contextmanager

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-__all__ = ["encode_frame"]
+__all__ = ["MESSAGE_ID_HEADER", "encode_frame"]
+
+MESSAGE_ID_HEADER = "resilientmq-id"
+"""The header carrying each message's stable id, the same on every re-send (consumers de-duplicate by it)."""
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", ":": "\\c"})
 _NEEDS_ESCAPE = re.compile(r"[\\\n:]")

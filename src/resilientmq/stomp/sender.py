@@ -1,4 +1,4 @@
-"""The outbox's transport for STOMP: write a batch in one socket write, then await the broker's receipts."""
+"""How a session sends a batch: in one socket write, then awaiting the broker's receipts."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import Any
 
 import stomp.utils
 
@@ -17,50 +17,45 @@ from resilientmq.core.errors import ConnectionLostError
 from resilientmq.core.session import BatchAbortedError, BatchResult
 
 from .errors import stomp_errors
-from .frames import encode_frame
+from .frames import MESSAGE_ID_HEADER, encode_frame
 from .link import OWN_RECEIPT_PREFIX, Link
 
-if TYPE_CHECKING:
-    from resilientmq.stomp import ResilientActiveMQConnection
-
-__all__ = ["MESSAGE_ID_HEADER", "StompSender"]
+__all__ = ["StompSender"]
 
 log = logging.getLogger("resilientmq.stomp")
 
-MESSAGE_ID_HEADER = "resilientmq-id"
-
 
 class StompSender:
-    """Two ways to be sure, chosen per connection (``confirm_mode``).
+    """Sends batches on one connection's links (the main one first), in one of two ways to be sure.
 
-    * A transaction per batch whose COMMIT carries the receipt (ActiveMQ: one disk sync per batch, and a
-      broken connection rolls it back). Commits are chained: a batch's COMMIT is written only once the
-      previous batch is confirmed, and withdrawn (ABORT) if it was not, so a rejected batch is never
-      overtaken by a later one. The SENDs themselves are written at once, so the broker stays busy.
-    * A receipt on every SEND (RabbitMQ, whose SEND receipts wait for publisher confirms while a COMMIT
-      receipt does not; also the safe choice for a broker we do not know).
+    * ``chained``: a transaction per batch whose COMMIT carries the receipt (ActiveMQ: one disk sync per
+      batch, and a broken connection rolls it back). Commits are chained: a batch's COMMIT is written only
+      once the previous batch is confirmed, and withdrawn (ABORT) if it was not, so a rejected batch is
+      never overtaken by a later one. The SENDs themselves are written at once, so the broker stays busy.
+      Batches take turns on the links.
+    * else a receipt on every SEND (RabbitMQ, whose SEND receipts wait for publisher confirms while a
+      COMMIT receipt does not; also the safe choice for a broker we do not know).
+
+    ``tell_listeners(method, frame)`` answers the receipts users put on their messages.
     """
 
-    def __init__(self, conn: ResilientActiveMQConnection, mode: str) -> None:
-        self._conn = conn
-        self._mode = mode
+    def __init__(
+        self, links: Sequence[Link], epoch: int, *, chained: bool, tell_listeners: Callable[..., None]
+    ) -> None:
+        self._links = tuple(links)
+        self._epoch = epoch
+        self._chained = chained
+        self._tell_listeners = tell_listeners
         self._ids = itertools.count(1)
         self._chain_lock = threading.Lock()
-        self._previous: tuple[int, Future[BatchResult]] | None = None  # (epoch, the last batch's future)
-        self._highest = 0  # highest seq handed over on the previous batch's connection
+        self._previous: Future[BatchResult] | None = None  # the last batch's future
+        self._highest = 0  # highest seq handed over so far
 
-    def uses_transactions(self, link: Link) -> bool:
-        if self._mode == "auto":
-            return link.server.startswith("ActiveMQ/")
-        return self._mode == "transaction"
-
-    def transmit(self, batch: Sequence[Envelope], epoch: int) -> Future[BatchResult]:
-        links = self._conn._rmq_links
-        if not links or links[0].epoch != epoch or any(link.dead for link in links):
+    def transmit(self, batch: Sequence[Envelope]) -> Future[BatchResult]:
+        links, epoch, chained = self._links, self._epoch, self._chained
+        if any(link.dead for link in links):
             raise ConnectionLostError("the connection this batch was meant for is gone")
         n = next(self._ids)
-        chained = self.uses_transactions(links[0])
-        # Transactions take turns on the sending connections; their chained commits keep the order.
         link = links[n % len(links)] if chained and len(batch) > 1 else links[0]
         seq_of: dict[str, int | None]
         head: list[bytes] = []
@@ -86,15 +81,14 @@ class StompSender:
         if head:
             self._write(link, head)
         with self._chain_lock:
-            previous = self._previous if self._previous and self._previous[0] == epoch else None
-            highest = self._highest if previous is not None else 0
-            if previous is not None and previous[1].done() and batch[0].seq <= highest:
+            previous, highest = self._previous, self._highest
+            if previous is not None and previous.done() and batch[0].seq <= highest:
                 previous = None  # the outbox rewound and sends again: the failed chain is behind us
-            self._previous, self._highest = (epoch, future), max(highest, batch[-1].seq)
+            self._previous, self._highest = future, max(highest, batch[-1].seq)
         if previous is None:
             self._write(link, commit)
         else:
-            previous[1].add_done_callback(lambda p: self._after(p, link, seq_of, future, commit, abort))
+            previous.add_done_callback(lambda p: self._after(p, link, seq_of, future, commit, abort))
         return future
 
     def _after(
@@ -132,10 +126,10 @@ class StompSender:
                 continue
             error = result.failed.get(e.seq)
             if error is None:
-                self._conn._rmq_tell_listeners("on_receipt", _frame("RECEIPT", {"receipt-id": receipt}))
+                self._tell_listeners("on_receipt", _frame("RECEIPT", {"receipt-id": receipt}))
             else:
                 frame = _frame("ERROR", {"receipt-id": receipt, "message": str(error)}, str(error))
-                self._conn._rmq_tell_listeners("on_error", frame)
+                self._tell_listeners("on_error", frame)
 
     def _write(self, link: Link, frames: list[bytes]) -> None:
         transport = link.transport
@@ -156,5 +150,5 @@ def _send_frame(envelope: Envelope, extra: Mapping[str, str]) -> bytes:
     return encode_frame("SEND", headers, envelope.body)
 
 
-def _frame(command: str, headers: dict[str, str], body: str = "") -> object:
+def _frame(command: str, headers: dict[str, str], body: str = "") -> Any:
     return stomp.utils.Frame(command, headers, body)

@@ -9,9 +9,22 @@ import stomp.utils
 
 from resilientmq.core.errors import InvalidMessageError
 
-__all__ = ["body_bytes", "check_destination", "ordered_hosts"]
+__all__ = ["DEFAULT_DESTINATION_PREFIXES", "HostAndPort", "body_bytes", "check_destination", "ordered_hosts"]
 
 HostAndPort = tuple[str, int]
+
+DEFAULT_DESTINATION_PREFIXES: tuple[str, ...] = (
+    "/queue/",
+    "/topic/",
+    "/temp-queue/",
+    "/temp-topic/",
+    "/remote-temp-queue/",
+    "/remote-temp-topic/",
+    "/exchange/",
+    "/amq/queue/",
+    "/reply-queue/",
+)
+"""Prefixes ActiveMQ and RabbitMQ understand; a destination starting with ``/`` must use one."""
 
 
 def ordered_hosts(
@@ -52,9 +65,11 @@ def check_destination(destination: Any, prefixes: tuple[str, ...] | None) -> Non
         )
 
 
-def body_bytes(body: Any, encoding: str) -> bytes:
+def body_bytes(body: Any) -> bytes:
+    """The bytes stomp.py 9 writes for ``body``: a str in UTF-8 with unencodable characters replaced by
+    ``?`` (its ``encoding=`` argument is stored but never used), bytes as they are."""
     if isinstance(body, str):
-        return body.encode(encoding)
+        return stomp.utils.encode(body)  # type: ignore[no-any-return]
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body)
     raise TypeError(f"message body must be str or bytes, got {type(body).__name__}")

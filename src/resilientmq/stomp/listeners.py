@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from .frames import MESSAGE_ID_HEADER
 from .link import OWN_RECEIPT_PREFIX
-from .sender import MESSAGE_ID_HEADER
 
-if TYPE_CHECKING:
-    from resilientmq.stomp import ResilientActiveMQConnection
-
-__all__ = ["DeduplicatingListener", "TellUserListeners", "UserListenerView"]
+__all__ = ["DeduplicatingListener", "MessageAcker", "TellUserListeners", "UserListenerView"]
 
 log = logging.getLogger("resilientmq.stomp")
 
 
+class MessageAcker(Protocol):
+    """What :class:`DeduplicatingListener` needs of a connection: acknowledging a frame it drops."""
+
+    def ack_message(self, frame: Any) -> None: ...
+
+
 class UserListenerView:
-    """A user listener as registered on a transport: the adapter's own receipts are not shown to it."""
+    """A user listener as one transport shows it: the adapter's own receipts are hidden from it, and it
+    hears ``on_disconnected`` once (two of stomp.py's threads may both report the end of a connection)."""
 
     def __init__(self, listener: Any) -> None:
         self.listener = listener
+        self._lock = threading.Lock()
+        self._disconnected = False
 
     def on_receipt(self, frame: Any) -> None:
         if str(frame.headers.get("receipt-id", "")).startswith(OWN_RECEIPT_PREFIX):
@@ -30,22 +37,32 @@ class UserListenerView:
         if handler is not None:
             handler(frame)
 
+    def on_disconnected(self) -> None:
+        with self._lock:
+            told, self._disconnected = self._disconnected, True
+        handler = getattr(self.listener, "on_disconnected", None)
+        if handler is not None and not told:
+            handler()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.listener, name)
 
 
 class TellUserListeners:
-    """Passes the supervisor's news (lost, reconnecting, reconnected, failed) to the user's listeners."""
+    """Passes the supervisor's news (lost, reconnecting, reconnected, failed) to the user's listeners.
+
+    ``call(method, *args)`` calls ``method`` on every user listener.
+    """
 
     _EVENTS = frozenset({"on_connection_lost", "on_reconnecting", "on_reconnected", "on_reconnect_failed"})
 
-    def __init__(self, conn: ResilientActiveMQConnection) -> None:
-        self._conn = conn
+    def __init__(self, call: Callable[..., None]) -> None:
+        self._call = call
 
     def __getattr__(self, name: str) -> Any:
         if name not in self._EVENTS:
             raise AttributeError(name)
-        return lambda *args: self._conn._rmq_call_listeners(name, *args)
+        return lambda *args: self._call(name, *args)
 
 
 class DeduplicatingListener:
@@ -57,7 +74,9 @@ class DeduplicatingListener:
     to the wrapped listener unchanged.
     """
 
-    def __init__(self, listener: Any, capacity: int = 100_000, connection: Any = None) -> None:
+    def __init__(
+        self, listener: Any, capacity: int = 100_000, connection: MessageAcker | None = None
+    ) -> None:
         self._listener = listener
         self._capacity = capacity
         self._connection = connection

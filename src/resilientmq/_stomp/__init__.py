@@ -1,1 +1,0 @@
-"""Private pieces of the STOMP adapter (``resilientmq.stomp``)."""
