@@ -7,7 +7,7 @@ flush() until every record is acknowledged):
   raw             kafka.KafkaProducer
   ours-memory     ReconnectAwareKafkaProducer with the default in-memory buffer (10,000 records: send()
                   blocks while it is full, as it would in production)
-  ours-durable    the same with buffer_path (SQLite outbox: every send() is committed to the file first)
+  ours-durable    the same with buffer_path (a durable outbox: every send() is in the file first)
   ours-16k        ours-memory with kafka-python's default batch_size (16 KiB; ours defaults to 256 KiB)
   raw-256k        raw with ours' default batch_size: with these two rows, like is compared with like
 The producer is built and the topic's metadata fetched before the clock starts. Every round runs the three

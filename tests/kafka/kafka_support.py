@@ -1,11 +1,15 @@
-"""Helpers for the Kafka suite: an independent consumer that counts what the broker really holds."""
+"""Helpers for the Kafka suite: an independent consumer that counts what the broker really holds, a pacer, and
+a relay that loses a chosen answer of the broker."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import socket
+import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,13 +18,15 @@ from kafka import KafkaConsumer, TopicPartition
 from resilientmq import ReconnectAwareKafkaProducer
 from resilientmq.testing import ChaosProxy, TansuBroker
 
-# Short kafka-python timeouts so that outages of a few seconds outlast its own retries (the issue's case).
+# Short kafka-python timeouts, so that outages of a few seconds outlast a request and a confirm_timeout (the
+# producer's own delivery_timeout_ms is left to the adapter: kafka-python then retries for as long as an
+# outage lasts). A plain KafkaProducer gets SHORT_DELIVERY too: then its retries end within an outage.
 FAST_KAFKA: dict[str, Any] = {
-    "delivery_timeout_ms": 2500,
     "request_timeout_ms": 1000,
     "reconnect_backoff_max_ms": 500,
     "max_block_ms": 5000,
 }
+SHORT_DELIVERY: dict[str, Any] = {"delivery_timeout_ms": 2500}
 FAST_RECONNECT: dict[str, Any] = {"reconnect_interval_seconds": 0.5, "reconnect_tries": -1}
 
 ProducerFactory = Callable[..., ReconnectAwareKafkaProducer]
@@ -71,13 +77,17 @@ class Tally:
         return bad
 
 
-def read_topic(bed: KafkaBed, topic: str, expected: Iterable[bytes], timeout: float = 30.0) -> Tally:
-    """Read the whole topic with a plain consumer (``assign()``: no group join), until every expected value
-    has been seen (or ``timeout``) and then until the log is quiet, so duplicates are counted too."""
+def read_topic(
+    source: KafkaBed | TansuBroker, topic: str, expected: Iterable[bytes], timeout: float = 30.0
+) -> Tally:
+    """Read the whole topic with a plain consumer (``assign()``: no group join), straight from the broker,
+    until every expected value has been seen (or ``timeout``) and then until the log is quiet, so duplicates
+    are counted too."""
     want = list(expected)
     missing = set(want)
+    broker = source.broker if isinstance(source, KafkaBed) else source
     consumer = KafkaConsumer(
-        bootstrap_servers=bed.broker.bootstrap_servers, enable_auto_commit=False, request_timeout_ms=5000
+        bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False, request_timeout_ms=5000
     )
     records: list[Any] = []
     try:
@@ -144,3 +154,89 @@ def at(start: float, offset: float) -> None:
     delay = start + offset - time.monotonic()
     if delay > 0:
         threading.Event().wait(delay)
+
+
+class AnswerDropper:
+    """A TCP relay to a Kafka broker that loses the broker's answer to the next Produce request(s), then
+    resets that connection: the broker has written the batch, the client never hears so.
+
+    Kafka frames are length-prefixed both ways (a request header starts with api_key, api_version and
+    correlation id; a response header with the correlation id), so the relay forwards whole frames and knows
+    which answer belongs to a Produce request (api_key 0). ``drop_produce_answers(n)`` arms it.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self._target = ("127.0.0.1", target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._armed = 0
+        self.dropped = 0
+        self._closed = False
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, name="answer-dropper", daemon=True).start()
+
+    def drop_produce_answers(self, n: int = 1) -> None:
+        with self._lock:
+            self._armed += n
+
+    def close(self) -> None:
+        self._closed = True
+        for sock in [self._listener, *self._sockets]:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+                target = socket.create_connection(self._target)
+            except OSError:
+                return
+            self._sockets += [client, target]
+            doomed: set[int] = set()  # correlation ids whose answer is lost
+            threading.Thread(target=self._requests, args=(client, target, doomed), daemon=True).start()
+            threading.Thread(target=self._answers, args=(target, client, doomed), daemon=True).start()
+
+    def _requests(self, client: socket.socket, target: socket.socket, doomed: set[int]) -> None:
+        for frame in _frames(client):
+            api_key, _version, correlation = struct.unpack(">hhi", frame[4:12])
+            with self._lock:
+                if api_key == 0 and self._armed > 0:
+                    self._armed -= 1
+                    doomed.add(correlation)
+            with contextlib.suppress(OSError):
+                target.sendall(frame)
+
+    def _answers(self, target: socket.socket, client: socket.socket, doomed: set[int]) -> None:
+        for frame in _frames(target):
+            (correlation,) = struct.unpack(">i", frame[4:8])
+            if correlation in doomed:
+                with self._lock:
+                    self.dropped += 1
+                for sock in (client, target):  # a reset, as a broken network would
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        sock.close()
+                return
+            with contextlib.suppress(OSError):
+                client.sendall(frame)
+
+
+def _frames(sock: socket.socket) -> Iterator[bytes]:
+    """Whole Kafka frames (size prefix included) read from ``sock`` until it closes."""
+    pending = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        pending += chunk
+        while len(pending) >= 4:
+            (size,) = struct.unpack(">i", pending[:4])
+            if len(pending) < 4 + size:
+                break
+            yield pending[: 4 + size]
+            pending = pending[4 + size :]

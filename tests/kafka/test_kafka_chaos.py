@@ -1,11 +1,15 @@
-"""Outages against a real tansu broker behind a ChaosProxy: nothing accepted by send() may be lost.
+"""Outages against a real tansu broker behind a ChaosProxy: nothing accepted by send() may be lost, and what
+a kept producer carries through a reset, a refusal or a silent partition is written once.
 
-Every count comes from an independent consumer reading the broker (``assign()``, no group).
+Every count comes from an independent consumer reading the broker (``assign()``, no group). Faults that can
+still write a record twice (a new producer id: the broker lost the producer's state, a ``delivery_timeout_ms``
+the caller set ran out, the producer process was killed) report how many, and the README says why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import signal
@@ -13,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import kafka.errors as Errors
@@ -21,6 +25,8 @@ import pytest
 from kafka import KafkaProducer
 from kafka_support import (
     FAST_KAFKA,
+    SHORT_DELIVERY,
+    AnswerDropper,
     KafkaBed,
     Pacer,
     ProducerFactory,
@@ -28,8 +34,8 @@ from kafka_support import (
     read_topic,
 )
 
-from resilientmq import ConnectionState
-from resilientmq.testing import wait_until
+from resilientmq import ConnectionState, ReconnectAwareKafkaProducer
+from resilientmq.testing import TansuBroker, free_port, wait_until
 
 HERE = Path(__file__).parent
 
@@ -60,8 +66,12 @@ def _value(i: int) -> bytes:
     return b"%d" % i
 
 
-def test_chaos_loses_nothing_and_keeps_the_order_per_key(
-    bed: KafkaBed, make_producer: ProducerFactory, topic: str, chaos_report: Callable[..., None]
+def test_chaos_loses_nothing_writes_nothing_twice_and_keeps_the_order_per_key(
+    bed: KafkaBed,
+    make_producer: ProducerFactory,
+    topic: str,
+    chaos_report: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     producer = make_producer()
     pacer = Pacer(lambda i: producer.send(topic, _value(i), key=b"k%d" % (i % 8)), N_CHAOS, 0.003)
@@ -70,17 +80,24 @@ def test_chaos_loses_nothing_and_keeps_the_order_per_key(
     assert pacer.errors == []
     assert producer.flush(timeout=60) is True
     stats = producer.stats()
-    assert stats["connection_losses"] >= 1 and stats["resent"] > 0, f"the chaos did not bite: {stats}"
+    # The refusal and the silent partition outlast confirm_timeout: the supervisor saw them, and recovered.
+    assert stats["connection_losses"] >= 1 and stats["reconnects"] >= 1, f"the chaos did not bite: {stats}"
     assert all(f.succeeded() for f in pacer.futures)
     tally = read_topic(bed, topic, [_value(i) for i in range(N_CHAOS)])
     chaos_report(sent=N_CHAOS, lost=len(tally.lost), duplicates=tally.duplicates, resent=stats["resent"],
                  connection_losses=stats["connection_losses"])  # fmt: skip
     assert tally.lost == []
     assert tally.keys_out_of_order(int) == []
+    assert tally.duplicates == 0 and stats["resent"] == 0  # kafka-python retried; we sent nothing twice
+    assert _retirements(caplog) == []
 
 
-def test_bursts_in_flight_during_faults_keep_their_order(
-    bed: KafkaBed, make_producer: ProducerFactory, topic: str, chaos_report: Callable[..., None]
+def test_bursts_in_flight_during_faults_keep_their_order_and_are_written_once(
+    bed: KafkaBed,
+    make_producer: ProducerFactory,
+    topic: str,
+    chaos_report: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """As fast as send() goes: thousands of records sit inside kafka-python when each fault strikes."""
     n = 20_000
@@ -101,12 +118,14 @@ def test_bursts_in_flight_during_faults_keep_their_order(
     assert pacer.errors == []
     assert producer.flush(timeout=60) is True
     stats = producer.stats()
-    assert stats["connection_losses"] >= 2 and stats["resent"] > 0, f"the faults did not bite: {stats}"
+    assert stats["connection_losses"] >= 2 and stats["reconnects"] >= 2, f"the faults did not bite: {stats}"
     tally = read_topic(bed, topic, [_value(i) for i in range(n)])
     chaos_report(sent=n, lost=len(tally.lost), duplicates=tally.duplicates, resent=stats["resent"],
                  connection_losses=stats["connection_losses"])  # fmt: skip
     assert tally.lost == []
     assert tally.keys_out_of_order(int) == []
+    assert tally.duplicates == 0 and stats["resent"] == 0
+    assert _retirements(caplog) == []
 
 
 def test_evidence_plain_kafka_producer_loses_records_in_the_same_chaos(
@@ -117,7 +136,7 @@ def test_evidence_plain_kafka_producer_loses_records_in_the_same_chaos(
     Besides failing futures, kafka-python 3.0.12 can stall for good after resetting its producer id: those
     records neither fail nor succeed ("stuck" below) and close() cannot flush them.
     """
-    producer = KafkaProducer(bootstrap_servers=bed.servers, **FAST_KAFKA)
+    producer = KafkaProducer(bootstrap_servers=bed.servers, **FAST_KAFKA, **SHORT_DELIVERY)
     try:
         pacer = Pacer(lambda i: producer.send(topic, _value(i), key=b"k%d" % (i % 8)), N_CHAOS, 0.003)
         _chaos(bed, pacer)
@@ -158,8 +177,15 @@ def test_constructed_while_the_broker_is_unreachable_it_buffers_then_delivers(
 
 
 def test_broker_killed_and_restarted_delivers_what_was_buffered_and_what_came_after(
-    bed: KafkaBed, make_producer: ProducerFactory, topic: str, chaos_report: Callable[..., None]
+    bed: KafkaBed,
+    make_producer: ProducerFactory,
+    topic: str,
+    chaos_report: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Memory storage: the restarted broker lost the records and the producer's state (its id). Duplicates are
+    possible in general (a new producer id re-sends what the old one had written unanswered) and counted;
+    with memory storage what was written is gone, so here the count is the broker's, not ours."""
     producer = make_producer()
     before = [producer.send(topic, b"before-%d" % i, key=b"k") for i in range(200)]
     assert producer.flush(timeout=20) is True
@@ -184,15 +210,22 @@ def test_broker_killed_and_restarted_delivers_what_was_buffered_and_what_came_af
     assert tally.lost == []
     assert survivors == 0  # confirms the broker really lost its data: the records above came from us
     assert tally.keys_out_of_order(expected.index) == []
+    # The restarted broker no longer knows the producer id: that producer is retired, a new one sends.
+    assert any("UnknownProducerId" in line for line in _retirements(caplog)), _retirements(caplog)
 
 
+@pytest.mark.parametrize("while_", ["blackholed", "flowing"])
 def test_kill_9_of_the_producer_process_loses_nothing_with_buffer_path(
     bed: KafkaBed,
     make_producer: ProducerFactory,
     topic: str,
     tmp_path: Path,
     chaos_report: Callable[..., None],
+    while_: str,
 ) -> None:
+    """The next process is a new producer id: it sends again everything unconfirmed. Of that, the batch that
+    was in flight when the answers stopped coming (one, of up to 1,000 records) may have been written, and
+    then appears twice: counted, at most one batch."""
     path = tmp_path / "outbox.db"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     child = subprocess.Popen(
@@ -212,7 +245,8 @@ def test_kill_9_of_the_producer_process_loses_nothing_with_buffer_path(
     reader.start()
     try:
         wait_until(lambda: accepted.qsize() >= 300, 30, what="the child to send 300 records")
-        bed.proxy.blackhole()  # records stay unconfirmed in flight and pile up in the file
+        if while_ == "blackholed":
+            bed.proxy.blackhole()  # records stay unconfirmed in flight and pile up in the file
         seen = accepted.qsize()
         wait_until(lambda: accepted.qsize() >= seen + 300, 30, what="300 more records")
     finally:
@@ -225,12 +259,168 @@ def test_kill_9_of_the_producer_process_loses_nothing_with_buffer_path(
 
     successor = make_producer(buffer_path=path)
     left = successor.get_buffer_size()
-    assert left >= 300  # the records accepted during the blackhole were never confirmed
+    if while_ == "blackholed":
+        assert left >= 300  # the records accepted during the blackhole were never confirmed
     assert successor.flush(timeout=60) is True
     tally = read_topic(bed, topic, [_value(i) for i in numbers])
-    chaos_report(accepted=len(numbers), left_in_file=left, lost=len(tally.lost), duplicates=tally.duplicates)
+    chaos_report(killed=while_, accepted=len(numbers), left_in_file=left, lost=len(tally.lost),
+                 duplicates=tally.duplicates)  # fmt: skip
     assert tally.lost == []
     assert tally.keys_out_of_order(int) == []
+    assert tally.duplicates <= 1000
+
+
+def _retirements(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The adapter's log lines for retired kafka-python producers (each one meant a new producer id)."""
+    return [r.getMessage() for r in caplog.records if "kafka producer retired" in r.getMessage()]
+
+
+class _States:
+    def __init__(self) -> None:
+        self.seen: list[ConnectionState] = []
+
+    def on_state_changed(self, old: ConnectionState, new: ConnectionState) -> None:
+        self.seen.append(new)
+
+
+def _fault(bed: KafkaBed, kind: str) -> None:
+    """One fault with records in flight: three resets, or a refusal / silent partition of 3.5 s (longer than
+    the 2 s confirm_timeout of FAST_KAFKA, so the supervisor must notice it)."""
+    pause = threading.Event()
+    if kind == "reset":
+        for _ in range(3):
+            bed.proxy.cut()
+            pause.wait(0.4)  # pacing: resets land on connections that kafka-python has just rebuilt
+        return
+    start, end = (
+        (bed.proxy.down, bed.proxy.up) if kind == "refusal" else (bed.proxy.blackhole, bed.proxy.heal)
+    )
+    start()
+    pause.wait(3.5)  # the length of the outage
+    end()
+
+
+@pytest.mark.parametrize("kind", ["reset", "refusal", "silent partition"])
+def test_one_producer_rides_out_a_fault_and_writes_every_record_once(
+    bed: KafkaBed,
+    make_producer: ProducerFactory,
+    topic: str,
+    chaos_report: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
+) -> None:
+    producer = make_producer()
+    states = _States()
+    producer.add_reconnect_listener(states)
+    n = 1500
+    pacer = Pacer(lambda i: producer.send(topic, _value(i), key=b"k%d" % (i % 8)), n, 0.003).start()
+    wait_until(lambda: producer.stats()["confirmed"] >= 200, 30, what="records flowing")
+    _fault(bed, kind)
+    pacer.join(60)
+
+    assert pacer.errors == []
+    assert producer.flush(timeout=60) is True
+    stats = producer.stats()
+    tally = read_topic(bed, topic, [_value(i) for i in range(n)])
+    chaos_report(fault=kind, sent=n, lost=len(tally.lost), duplicates=tally.duplicates,
+                 resent=stats["resent"], connection_losses=stats["connection_losses"])  # fmt: skip
+    assert tally.lost == [] and tally.duplicates == 0
+    assert tally.keys_out_of_order(int) == []
+    assert stats["resent"] == 0 and _retirements(caplog) == []  # one producer, one producer id throughout
+    if kind != "reset":  # kafka-python reconnects through a reset by itself; an outage is the client's news
+        assert ConnectionState.RECONNECTING in states.seen, states.seen
+        assert stats["reconnects"] >= 1 and producer.connection_state is ConnectionState.CONNECTED
+
+
+@pytest.fixture
+def dropper(tmp_path: Path) -> Iterator[tuple[TansuBroker, AnswerDropper]]:
+    """tansu advertising an AnswerDropper: every connection crosses it."""
+    port = free_port()
+    relay = AnswerDropper(port)
+    broker = TansuBroker(port=port, advertised_port=relay.port, workdir=tmp_path / "tansu")
+    try:
+        broker.start()
+        yield broker, relay
+    finally:
+        broker.close()
+        relay.close()
+
+
+def _duplicate_answers(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("DUPLICATE_SEQUENCE_NUMBER" in r.getMessage() for r in caplog.records)
+
+
+def test_a_lost_answer_is_retried_as_the_same_batch_and_tansu_refuses_the_copy_as_a_success(
+    dropper: tuple[TansuBroker, AnswerDropper], topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kafka-python 3.0.12 on tansu, no adapter: a batch written whose answer was lost is sent again with its
+    sequence number; tansu answers DUPLICATE_SEQUENCE_NUMBER (46) and kafka-python counts that a success."""
+    broker, relay = dropper
+    caplog.set_level(logging.DEBUG, logger="kafka.producer.sender")
+    producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{relay.port}", **FAST_KAFKA)
+    try:
+        first = producer.send(topic, b"first", partition=0).get(timeout=20)
+        relay.drop_produce_answers(1)
+        second = producer.send(topic, b"second", partition=0).get(timeout=20)
+    finally:
+        producer.close(timeout=5)
+    assert relay.dropped == 1
+    assert _duplicate_answers(caplog) == 1
+    # tansu's answer to the copy carries no offset, and kafka-python hands that on: -1.
+    assert first.offset == 0 and second.offset in (-1, 1)
+    tally = read_topic(broker, topic, [b"first", b"second"])
+    assert [(r.offset, r.value) for r in tally.records] == [(0, b"first"), (1, b"second")]
+
+
+def test_ours_writes_a_batch_whose_answer_was_lost_once(
+    dropper: tuple[TansuBroker, AnswerDropper], topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker, relay = dropper
+    caplog.set_level(logging.DEBUG, logger="kafka.producer.sender")
+    servers = f"127.0.0.1:{relay.port}"
+    producer = ReconnectAwareKafkaProducer(bootstrap_servers=servers, **FAST_KAFKA, reconnect_tries=-1)
+    try:
+        producer.send(topic, b"warm-up", partition=0).get(timeout=20)
+        relay.drop_produce_answers(1)
+        futures = producer.send_batch(topic, [b"%d" % i for i in range(100)])
+        assert producer.flush(timeout=30) is True
+        stats = producer.stats()
+    finally:
+        producer.close(timeout=5)
+    assert relay.dropped == 1 and _duplicate_answers(caplog) >= 1
+    assert all(f.succeeded() for f in futures) and stats["resent"] == 0
+    tally = read_topic(broker, topic, [b"%d" % i for i in range(100)])
+    assert tally.lost == [] and tally.duplicates == 0
+
+
+def test_a_delivery_timeout_you_set_keeps_its_meaning_and_nothing_is_lost(
+    bed: KafkaBed,
+    make_producer: ProducerFactory,
+    topic: str,
+    chaos_report: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """delivery_timeout_ms=2500 and a 4 s silent partition: kafka-python gives the records up (as it would),
+    that producer is retired and a new one sends them again. Nothing is lost; what the old producer had
+    written unanswered is written twice (counted, the README says so)."""
+    producer = make_producer(**SHORT_DELIVERY)
+    n = 1500
+    pacer = Pacer(lambda i: producer.send(topic, _value(i), key=b"k%d" % (i % 8)), n, 0.003).start()
+    wait_until(lambda: producer.stats()["confirmed"] >= 200, 30, what="records flowing")
+    bed.proxy.blackhole()
+    threading.Event().wait(4.0)  # the length of the outage: longer than delivery_timeout_ms
+    bed.proxy.heal()
+    pacer.join(60)
+
+    assert pacer.errors == []
+    assert producer.flush(timeout=60) is True
+    stats = producer.stats()
+    tally = read_topic(bed, topic, [_value(i) for i in range(n)])
+    chaos_report(sent=n, lost=len(tally.lost), duplicates=tally.duplicates, resent=stats["resent"])
+    assert tally.lost == []
+    assert tally.keys_out_of_order(int) == []
+    assert any("Expiring" in line for line in _retirements(caplog)), _retirements(caplog)
+    assert stats["resent"] > 0
 
 
 @pytest.mark.soak

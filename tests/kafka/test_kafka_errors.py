@@ -14,7 +14,7 @@ from resilientmq import (
     PermanentDeliveryError,
     ResilientMQError,
 )
-from resilientmq._kafka_errors import kafka_errors, translate_kafka_error
+from resilientmq.kafka.errors import kafka_errors, translate_kafka_error
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from kafka_support import KafkaBed, ProducerFactory, read_topic
 from resilientmq import (
     BufferFullError,
     ClientClosedError,
+    ConnectionLostError,
     ConnectionState,
     DestinationError,
     InvalidMessageError,
@@ -56,6 +57,23 @@ def test_is_a_kafka_producer_and_resolves_record_metadata(
         1_700_000_000_123,
     )
     assert record.headers == [("h", b"\x00\xff")]
+
+
+def test_partitions_for_waits_up_to_max_block_ms_for_a_connection(
+    bed: KafkaBed, make_producer: ProducerFactory, topic: str
+) -> None:
+    bed.proxy.down()
+    producer = make_producer(max_block_ms=300)
+    started = time.monotonic()
+    with pytest.raises(
+        ConnectionLostError, match=r"partitions_for.*no connection within 0\.3 s \(connecting\)"
+    ):
+        producer.partitions_for(topic)
+    assert 0.25 <= time.monotonic() - started < 10
+    assert producer.metrics() is None and producer.bootstrap_connected() is False
+    bed.proxy.up()
+    wait_until(lambda: producer.connection_state is ConnectionState.CONNECTED, 20, what="the connection")
+    assert producer.metrics() is not None
 
 
 def test_record_without_timestamp_gets_the_time_send_accepted_it(
@@ -143,7 +161,7 @@ def test_bad_input_is_refused_at_once_and_nothing_else_is_affected(
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"no_such_option": 1}, ValueError, "Unrecognized configs: \\['no_such_option'\\]"),
+        ({"no_such_option": 1}, ValueError, "Unrecognized configs: {.no_such_option.: 1}"),
         ({"transactional_id": "t"}, ValueError, "transactional_id is not supported"),
         ({"delivery_timeout_ms": 1000, "request_timeout_ms": 2000}, Errors.KafkaConfigurationError, "higher"),
         ({"compression_type": "brotli"}, ValueError, "Not supported codec: brotli"),

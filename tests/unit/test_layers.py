@@ -14,9 +14,7 @@ import grimp
 SRC = Path(__file__).resolve().parents[2] / "src" / "resilientmq"
 
 # Private names of other libraries that we read on purpose, each with the reason in the code beside it.
-_ALLOWED_FOREIGN_PRIVATE = {
-    ("kafka/session.py", "_sender"),  # kafka-python's I/O thread: force_close() fails what it holds
-}
+_ALLOWED_FOREIGN_PRIVATE: set[tuple[str, str]] = set()
 
 
 def test_no_import_runs_in_a_circle() -> None:
@@ -50,9 +48,27 @@ def test_no_module_reads_another_object_s_private_attributes() -> None:
     offenders = []
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
-        if rel.startswith("testing/"):
-            continue  # the test kit reaches into the simulator's state on purpose; it is not the library
+        if rel == "testing/brokers.py":
+            continue  # TODO(lead): the master/slave pair starts its brokers through their private methods
         for line, what in _private_reads(path):
             if (rel, what.rsplit(".", 1)[1]) not in _ALLOWED_FOREIGN_PRIVATE:
                 offenders.append(f"{rel}:{line}: {what}")
     assert offenders == []
+
+
+def test_facades_stay_thin() -> None:
+    """A facade keeps only the drop-in API: no method body over 60 lines (the work is in the session)."""
+    long = []
+    for facade in sorted(SRC.glob("*/__init__.py")):
+        package = facade.parent.name
+        if package in ("core", "testing", "cli"):
+            continue
+        for node in ast.walk(ast.parse(facade.read_text(), str(facade))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                first = node.body[0]
+                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                    first = node.body[1] if len(node.body) > 1 else first  # the docstring does not count
+                lines = (node.end_lineno or node.lineno) - first.lineno + 1
+                if lines > 60:
+                    long.append(f"{package}.{node.name}: {lines} lines")
+    assert long == []

@@ -5,12 +5,18 @@ A facade builds one :class:`ClientCore` from its :class:`~resilientmq.core.optio
 its adapter's :class:`~resilientmq.core.session.Connector`, and mixes in :class:`ResilientClientMixin` for
 ``flush()``, ``get_buffer_size()``, ``get_failed_messages()``, ``stats()`` and friends, so those behave the
 same on every broker. Facade attributes are prefixed ``_rmq_`` so they never collide with the base client's.
+
+Every core registers itself (weakly) in :mod:`resilientmq.core.telemetry` while it is open, which is how
+:mod:`resilientmq.metrics` finds every client in the process, and logs its events to
+``resilientmq.client.<name>``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Generic, TypeVar
 
+from . import telemetry
 from .buffer import FailedMessage, open_buffer
 from .options import ResilienceOptions
 from .outbox import Outbox
@@ -24,8 +30,19 @@ E = TypeVar("E")
 S = TypeVar("S", bound=Session)
 
 
+def _adapter_package(connector: object) -> str:
+    """'stomp' for a connector from ``resilientmq.stomp.session``; a foreign one's top-level package."""
+    parts = type(connector).__module__.split(".")
+    return parts[1] if parts[0] == "resilientmq" and len(parts) > 1 else parts[0]
+
+
 class ClientCore(Generic[E, S]):
-    """One client's buffer, supervisor and outbox."""
+    """One client's buffer, supervisor and outbox.
+
+    ``broker`` labels this client's metrics and events (default: the adapter package the connector comes
+    from: 'stomp', 'kafka', 'confluent', 'ibmmq'). ``label`` is ``name`` made unique among the live
+    clients of the process (``name#2`` for a second one).
+    """
 
     def __init__(
         self,
@@ -40,9 +57,12 @@ class ClientCore(Generic[E, S]):
         max_in_flight: int = 4,
         retry_policy: ReconnectPolicy | None = None,
         confirm_timeout: float | None = 30.0,
+        broker: str | None = None,
     ) -> None:
         self.name = name
         self.options = options
+        self.broker = broker if broker is not None else _adapter_package(connector)
+        self.started_at = time.monotonic()
         self.buffer = open_buffer(
             options.buffer_path,
             options.buffer_max_messages,
@@ -51,6 +71,7 @@ class ClientCore(Generic[E, S]):
             fsync=options.buffer_fsync,
             max_bytes=options.buffer_max_bytes,
         )
+        self.events = telemetry.ClientEvents(name, self.broker)
         try:
             self.supervisor: Supervisor[E, S] = Supervisor(
                 connector,
@@ -59,6 +80,7 @@ class ClientCore(Generic[E, S]):
                 name=name,
                 probe=probe,
                 primary_probe_interval=primary_probe_interval,
+                telemetry=telemetry.EventLogListener(self.events),
             )
             self.outbox = Outbox(
                 self.buffer,
@@ -68,16 +90,36 @@ class ClientCore(Generic[E, S]):
                 max_in_flight=max_in_flight,
                 retry_policy=retry_policy,
                 confirm_timeout=confirm_timeout,
+                events=self.events,
             )
         except BaseException:
             self.buffer.close()
             raise
+        # Registered once complete (a collector may read it at once); the label is unique in the process.
+        self.label = telemetry.register(self, name)
+        self.events.relabel(self.label)
 
     def close(self, drain_timeout: float | None) -> bool:
         """Drain (bounded), stop the sender, drop the connection. True when nothing was left."""
-        drained = self.outbox.close(drain_timeout)
-        self.supervisor.close()
+        try:
+            drained = self.outbox.close(drain_timeout)
+            self.supervisor.close()
+        finally:
+            telemetry.unregister(self.label, self)
         return drained
+
+    def snapshot(self) -> telemetry.ClientSnapshot:
+        """This client's numbers now, for :mod:`resilientmq.metrics`."""
+        confirmed_at = self.outbox.last_confirmed_at
+        since = self.started_at if confirmed_at is None else confirmed_at
+        return telemetry.ClientSnapshot(
+            client=self.label,
+            broker=self.broker,
+            counters=self.outbox.stats(),
+            buffered_bytes=self.buffer.pending_bytes,
+            state=self.supervisor.state.value,
+            seconds_since_confirmation=max(0.0, time.monotonic() - since),
+        )
 
 
 class ResilientClientMixin:

@@ -21,6 +21,7 @@ from typing import Any
 
 from .buffer import BoundedBuffer, Envelope, FailedMessage, NewMessage
 from .errors import (
+    BufferFullError,
     ClientClosedError,
     ConnectionLostError,
     PermanentDeliveryError,
@@ -28,8 +29,9 @@ from .errors import (
     ResilientMQError,
 )
 from .policy import ReconnectPolicy
-from .session import BatchAbortedError, BatchRejectedError, BatchResult
+from .session import BatchAbortedError, BatchRejectedError, BatchResult, Session, carries
 from .supervisor import ConnectionState, Supervisor
+from .telemetry import ClientEvents
 
 __all__ = ["Outbox"]
 
@@ -61,6 +63,7 @@ class Outbox:
         retry_policy: ReconnectPolicy | None = None,
         settle_timeout: float = 60.0,
         confirm_timeout: float | None = 30.0,
+        events: ClientEvents | None = None,
     ) -> None:
         if max_batch < 1 or max_in_flight < 1:
             raise ValueError("max_batch and max_in_flight must be >= 1")
@@ -72,6 +75,10 @@ class Outbox:
         self._retry_policy = retry_policy or supervisor.policy
         self._settle_timeout = settle_timeout
         self._confirm_timeout = confirm_timeout
+        # Each decision below is also a structured log record (resilientmq.core.telemetry).
+        self._events = events if events is not None else ClientEvents(name, "")
+        self._last_confirmed: float | None = None
+        self._dropped_told = 0
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
@@ -94,9 +101,24 @@ class Outbox:
                 f"{self._name}: not accepting messages, the connection failed for good ({failure}); "
                 "connect again to resume"
             ) from failure
-        envelopes = self.buffer.extend(messages, timeout)
+        try:
+            envelopes = self.buffer.extend(messages, timeout)
+        except BufferFullError as exc:
+            self._events.emit(logging.WARNING, "buffer_full", "%s", exc, count=len(messages), reason=str(exc))
+            raise
         with self._lock:
             self._counters["accepted"] += len(envelopes)
+            n = self.buffer.dropped_count - self._dropped_told  # drop_oldest made room
+            self._dropped_told += n
+        if n:
+            self._events.emit(
+                logging.WARNING,
+                "dropped",
+                "buffer full: dropped the %d oldest message(s) (overflow policy drop_oldest)",
+                n,
+                count=n,
+                reason="buffer full, overflow policy drop_oldest",
+            )
         if not self._wakeup.is_set():  # set() takes a lock; most puts find the sender already awake
             self._wakeup.set()
         return envelopes
@@ -128,6 +150,11 @@ class Outbox:
     def failed(self) -> list[FailedMessage]:
         return self.buffer.failed()
 
+    @property
+    def last_confirmed_at(self) -> float | None:
+        """When (``time.monotonic()``) the broker last confirmed a message; None before the first."""
+        return self._last_confirmed
+
     def stats(self) -> dict[str, int]:
         with self._lock:
             out = dict(self._counters)
@@ -152,7 +179,15 @@ class Outbox:
         left = len(self.buffer)
         if left:
             where = "kept in the durable buffer" if hasattr(self.buffer, "path") else "lost with this process"
-            log.warning("%s: closed with %d unconfirmed message(s), %s", self._name, left, where)
+            self._events.emit(
+                logging.WARNING,
+                "closed_unconfirmed",
+                "closed with %d unconfirmed message(s), %s",
+                left,
+                where,
+                count=left,
+                reason=where,
+            )
         self.buffer.close()
         with self._lock:
             self._drained.notify_all()
@@ -180,19 +215,37 @@ class Outbox:
             return
         epoch = session.epoch
         if epoch != s.epoch:
-            # A new connection: the old one's tickets can no longer be trusted to fail or succeed in
-            # order, so start again from the oldest unconfirmed message. Late successes still count.
-            s.stale.extend(s.inflight)
-            s.inflight.clear()
-            s.epoch, s.cursor, s.rewind = epoch, 0, False
+            if s.inflight and _carried(session, s.inflight):
+                # The client behind the new connection still holds these batches and retries them itself:
+                # sent again, they would be delivered twice. They stay in flight, in order, and get a
+                # confirm_timeout of their own on this connection.
+                _restart_clocks(s)
+                s.epoch = epoch
+            else:
+                # A new connection: the old one's tickets can no longer be trusted to fail or succeed in
+                # order, so start again from the oldest unconfirmed message. Late successes still count.
+                s.stale.extend(s.inflight)
+                s.inflight.clear()
+                s.epoch, s.cursor, s.rewind = epoch, 0, False
+                self._starting_over(s, f"new connection #{epoch}")
         if self._unanswered_too_long(s):
             oldest = s.inflight[0]
-            self._supervisor.report_lost(
-                ConnectionLostError(
-                    f"no confirmation for {len(oldest.batch)} message(s) within {self._confirm_timeout:g} s"
-                ),
-                epoch,
+            error = ConnectionLostError(
+                f"no confirmation for {len(oldest.batch)} message(s) within {self._confirm_timeout:g} s"
             )
+            self._events.emit(
+                logging.WARNING,
+                "unanswered",
+                "%s; dropping the connection",
+                error,
+                count=len(oldest.batch),
+                timeout=self._confirm_timeout,
+                reason=str(error),
+            )
+            self._supervisor.report_lost(error, epoch)
+            if _carried(session, s.inflight):
+                _restart_clocks(s)  # the next connection decides: it carries them on, or they are sent again
+                return
             s.stale.extend(s.inflight)
             s.inflight.clear()
             s.rewind = True
@@ -201,6 +254,7 @@ class Outbox:
             if not self._settle_inflight(s):
                 return
             s.cursor, s.rewind = 0, False
+            self._starting_over(s, "retry")
             if s.retry_round:
                 # Failures without a broken connection (a leader moving, say): back off by the policy.
                 self._stop.wait(self._retry_policy.next_delay(s.retry_round))
@@ -253,11 +307,15 @@ class Outbox:
             return True
         oldest = s.inflight[0]
         if time.monotonic() - oldest.sent_at > self._settle_timeout:
-            log.warning(
-                "%s: %d batch(es) unanswered after %.0f s; sending again",
-                self._name,
+            self._events.emit(
+                logging.WARNING,
+                "unanswered",
+                "%d batch(es) unanswered after %.0f s; sending again",
                 len(s.inflight),
                 self._settle_timeout,
+                count=sum(len(t.batch) for t in s.inflight),
+                timeout=self._settle_timeout,
+                reason="unanswered before a rewind",
             )
             s.stale.extend(s.inflight)
             s.inflight.clear()
@@ -282,8 +340,15 @@ class Outbox:
                 self._supervisor.report_lost(exc, ticket.epoch)
                 s.rewind = True
             else:
-                log.info(
-                    "%s: batch of %d not confirmed (%s); sending again", self._name, len(ticket.batch), exc
+                self._events.emit(
+                    logging.INFO,
+                    "not_confirmed",
+                    "batch of %d not confirmed (%s); sending again",
+                    len(ticket.batch),
+                    exc,
+                    count=len(ticket.batch),
+                    reason=str(exc),
+                    error_type=type(exc).__name__,
                 )
                 s.rewind = True
                 s.retry_round += 1
@@ -303,14 +368,7 @@ class Outbox:
     def _rejected(self, s: _SenderState, ticket: _Ticket, exc: BatchRejectedError) -> None:
         if len(ticket.batch) == 1 and exc.exact:
             cause = exc.cause or PermanentDeliveryError(str(exc))
-            log.error(
-                "%s: message %s to %s rejected by the broker: %s",
-                self._name,
-                ticket.batch[0].id,
-                ticket.batch[0].destination,
-                cause,
-            )
-            self._confirm([], {ticket.batch[0].seq: cause})
+            self._confirm([], {ticket.batch[0].seq: cause})  # logged there, as every failure
         else:
             self._isolate(s, ticket, exc, s.cursor)
         s.rewind = True
@@ -319,12 +377,16 @@ class Outbox:
         """Send the range the culprit may be in one message at a time: the batch if the broker named it,
         else everything its connection still owed an answer for (up to ``in_flight_to``)."""
         last = ticket.batch[-1].seq if exc.exact else max(in_flight_to, ticket.batch[-1].seq)
-        log.warning(
-            "%s: broker refused a message among seq %d..%d (%s); sending them one by one to find it",
-            self._name,
+        self._events.emit(
+            logging.WARNING,
+            "isolating",
+            "broker refused a message among seq %d..%d (%s); sending them one by one to find it",
             ticket.batch[0].seq,
             last,
             exc,
+            first_seq=ticket.batch[0].seq,
+            last_seq=last,
+            reason=str(exc),
         )
         s.isolate_until = max(s.isolate_until, last)
 
@@ -332,9 +394,52 @@ class Outbox:
         removed = self.buffer.remove(confirmed) if confirmed else 0
         records = self.buffer.fail(failed.items()) if failed else []
         with self._lock:
+            if removed:
+                self._last_confirmed = time.monotonic()
             self._counters["confirmed"] += removed
             self._counters["failed"] += len(records)
             self._drained.notify_all()
+        for r in records:
+            self._events.emit(
+                logging.ERROR,
+                "failed",
+                "message %s to %s failed for good: %s",
+                r.id,
+                r.destination,
+                r.reason,
+                id=r.id,
+                seq=r.envelope.seq,
+                destination=r.destination,
+                reason=r.reason,
+                error_type=r.error_type,
+            )
+
+    def _starting_over(self, s: _SenderState, why: str) -> None:
+        """Tell that the sender starts again from the oldest unconfirmed message, when that re-sends any."""
+        oldest = self.buffer.peek(0, 1)
+        if oldest and oldest[0].seq <= s.highest_sent:
+            self._events.emit(
+                logging.INFO,
+                "resending",
+                "sending unconfirmed messages seq %d..%d again (%s)",
+                oldest[0].seq,
+                s.highest_sent,
+                why,
+                first_seq=oldest[0].seq,
+                last_seq=s.highest_sent,
+                pending=len(self.buffer),
+                reason=why,
+            )
+
+
+def _carried(session: Session, tickets: deque[_Ticket]) -> bool:
+    return all(carries(session, t.epoch) for t in tickets)
+
+
+def _restart_clocks(s: _SenderState) -> None:
+    now = time.monotonic()
+    for ticket in s.inflight:
+        ticket.sent_at = now
 
 
 @dataclass

@@ -20,9 +20,11 @@ __all__ = [
     "BatchAbortedError",
     "BatchRejectedError",
     "BatchResult",
+    "CarryingSession",
     "Connector",
     "LossReporter",
     "Session",
+    "carries",
     "completed",
 ]
 
@@ -88,6 +90,21 @@ class Session(Protocol):
 
     def close(self) -> None:
         """Drop the connection and settle what it still owed. Idempotent; must not raise."""
+
+
+class CarryingSession(Session, Protocol):
+    """A session whose client library holds and retries what was handed to it across reconnections (an
+    idempotent Kafka producer kept from one connection to the next)."""
+
+    def carries(self, epoch: int) -> bool:
+        """True when this session's client still holds the batches transmitted on connection ``epoch`` and
+        will settle their futures itself: sending them again would deliver them twice."""
+
+
+def carries(session: Session, epoch: int) -> bool:
+    """Whether ``session`` carries the batches of connection ``epoch``; False for a plain :class:`Session`."""
+    method = getattr(session, "carries", None)
+    return bool(method(epoch)) if method is not None else False
 
 
 E_contra = TypeVar("E_contra", contravariant=True)

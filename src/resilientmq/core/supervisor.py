@@ -23,6 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from .errors import ClientClosedError, ConnectionLostError, ReconnectFailedError, ResilientMQError
 from .policy import ReconnectPolicy
 from .session import Connector, Session
+from .telemetry import ClientEvents, EventLogListener
 
 __all__ = [
     "ConnectionState",
@@ -172,6 +173,7 @@ class Supervisor(Generic[E, S]):
         primary_probe_interval: float = 30.0,
         waiter: Waiter | None = None,
         rng: random.Random | None = None,
+        telemetry: Any = None,
     ) -> None:
         self._connector = connector
         self.endpoints = endpoints
@@ -199,6 +201,9 @@ class Supervisor(Generic[E, S]):
         self._thread: threading.Thread | None = None
         self._cycle_lock = threading.Lock()  # one reconnect cycle at a time, whichever thread runs it
         self._events = EventDispatcher(name)
+        # Told every listener event first, and of each failed attempt and the first connection: the
+        # structured log (resilientmq.core.telemetry), delivered in order on the event thread.
+        self._telemetry = telemetry if telemetry is not None else EventLogListener(ClientEvents(name, ""))
         self.reconnects = 0
         self.connection_losses = 0
         self.connect_attempts = 0
@@ -301,7 +306,6 @@ class Supervisor(Generic[E, S]):
             self._set_state(ConnectionState.RECONNECTING)
             self._pending_cycle = True
             self._changed.notify_all()
-        log.warning("%s: connection to %s lost: %s", self.name, self._endpoint, error or "no reason given")
 
     def wait_connected(self, timeout: float | None = None) -> int | None:
         """Block until CONNECTED and return the epoch; None on timeout, when FAILED or DISCONNECTED.
@@ -511,11 +515,10 @@ class Supervisor(Generic[E, S]):
                         self._opening = 0
                     if self._generation != generation:
                         return False  # cancelled by disconnect()/close(): the error is the cancellation's
+                    self._tell("on_attempt_failed", attempt, endpoint, exc)
                     if isinstance(exc, ResilientMQError) and not exc.retriable:
-                        log.error("%s: %s refused us for good: %s", self.name, endpoint, exc)
-                        self._fail(exc, generation)
+                        self._fail(exc, generation)  # refused for good: retrying cannot help
                         return False
-                    log.info("%s: attempt %d to %s failed: %s", self.name, attempt, endpoint, exc)
                     last_error = exc
                     continue
                 return self._connected(endpoint, session, first, generation)
@@ -541,8 +544,9 @@ class Supervisor(Generic[E, S]):
         if stale:
             session.close()
             return False
-        log.info("%s: connected to %s", self.name, endpoint)
-        if not first:
+        if first:
+            self._tell("on_connected", endpoint)
+        else:
             self._emit("on_reconnected", endpoint)
         early, self._early_loss = self._early_loss, None
         if early is not None and early[0] == self._epoch:
@@ -597,9 +601,12 @@ class Supervisor(Generic[E, S]):
 
     def _emit(self, method: str, *args: Any) -> None:
         with self._lock:
-            listeners = list(self._listeners)
-        if listeners:
-            self._events.post(listeners, method, args)
+            listeners = [self._telemetry, *self._listeners]
+        self._events.post(listeners, method, args)
+
+    def _tell(self, method: str, *args: Any) -> None:
+        """An event for the structured log only (user listeners have no such method)."""
+        self._events.post([self._telemetry], method, args)
 
 
 class EventDispatcher:

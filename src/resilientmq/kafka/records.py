@@ -20,8 +20,8 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.serializer import Serializer
 from kafka.util import ensure_valid_topic_name
 
-from .core.buffer import Envelope, NewMessage
-from .core.errors import InvalidMessageError, MessageTooLargeError
+from resilientmq.core.buffer import Envelope, NewMessage
+from resilientmq.core.errors import InvalidMessageError, MessageTooLargeError
 
 __all__ = ["KafkaRecord", "RecordEncoder", "RecordFuture", "SendArgs", "send_args"]
 
