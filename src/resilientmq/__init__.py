@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .core.buffer import Envelope, FailedMessage, MemoryBuffer, OverflowPolicy, SqliteBuffer
+from .core.buffer import Envelope, FailedMessage, LmdbBuffer, MemoryBuffer, OverflowPolicy
 from .core.errors import (
     AuthenticationError,
     BufferCorruptError,
@@ -57,6 +57,7 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(__all__)
 
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "Envelope",
     "FailedMessage",
     "InvalidMessageError",
+    "LmdbBuffer",
     "MQClientUnavailableError",
     "MemoryBuffer",
     "MessageTooLargeError",
@@ -88,7 +90,6 @@ __all__ = [
     "ResilientQueue",
     "ResilientSubscription",
     "ResilientWebSphereMQQueueManager",
-    "SqliteBuffer",
     "TransactionRolledBackError",
     "__version__",
 ]

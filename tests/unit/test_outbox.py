@@ -12,10 +12,10 @@ import pytest
 from resilientmq import (
     ClientClosedError,
     ConnectionLostError,
+    LmdbBuffer,
     MemoryBuffer,
     PermanentDeliveryError,
     ReconnectPolicy,
-    SqliteBuffer,
 )
 from resilientmq.core.buffer import Envelope, NewMessage
 from resilientmq.core.outbox import Outbox
@@ -202,12 +202,12 @@ def test_per_message_permanent_failures_and_retries(rig: Any) -> None:
 
 def test_close_keeps_what_is_left_and_refuses_more(rig: Any, tmp_path: Any) -> None:
     _sup, _transport, outbox = rig
-    ob = outbox(buffer=SqliteBuffer(tmp_path / "left.db"))
+    ob = outbox(buffer=LmdbBuffer(tmp_path / "left.db"))
     ob.put(msgs("p", "q"))  # never connected: nothing can be confirmed
     assert ob.close(drain_timeout=0.1) is False
     with pytest.raises(ClientClosedError):
         ob.put(msgs("r"))
-    again = SqliteBuffer(tmp_path / "left.db")
+    again = LmdbBuffer(tmp_path / "left.db")
     assert [e.body for e in again.peek()] == [b"p", b"q"]
     again.close()
 

@@ -1,7 +1,8 @@
 """The outbox: messages accepted by ``send()`` and not yet confirmed by the broker.
 
 Two implementations of one :class:`Buffer` protocol: :class:`MemoryBuffer` (the default; survives broker
-outages) and :class:`SqliteBuffer` (``buffer_path=``; also survives process crashes).
+outages) and :class:`LmdbBuffer` (``buffer_path=``; also survives process crashes, and with
+``buffer_fsync=True`` power loss).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from ._base import (
     NewMessage,
     OverflowPolicy,
 )
+from .lmdb import LmdbBuffer
 from .memory import MemoryBuffer
-from .sqlite import SqliteBuffer
 
 __all__ = [
     "DEFAULT_BLOCK_TIMEOUT",
@@ -28,10 +29,10 @@ __all__ = [
     "Buffer",
     "Envelope",
     "FailedMessage",
+    "LmdbBuffer",
     "MemoryBuffer",
     "NewMessage",
     "OverflowPolicy",
-    "SqliteBuffer",
     "open_buffer",
 ]
 
@@ -45,9 +46,13 @@ def open_buffer(
     fsync: bool = False,
     max_bytes: int | None = None,
 ) -> BoundedBuffer:
-    """The buffer the adapters' ``buffer_*`` kwargs ask for: durable when a path is given."""
-    if max_bytes is not None:
-        raise NotImplementedError("buffer_max_bytes arrives with the LMDB outbox")
+    """The buffer the adapters' ``buffer_*`` kwargs ask for: durable (LMDB) when a path is given.
+
+    ``max_bytes`` bounds the pending bodies' bytes as ``buffer_max_messages`` bounds their number;
+    ``fsync`` applies to a durable buffer only.
+    """
     if buffer_path is None:
-        return MemoryBuffer(buffer_max_messages, overflow, block_timeout)
-    return SqliteBuffer(buffer_path, buffer_max_messages, overflow, block_timeout, fsync=fsync)
+        return MemoryBuffer(buffer_max_messages, overflow, block_timeout, max_bytes=max_bytes)
+    return LmdbBuffer(
+        buffer_path, buffer_max_messages, overflow, block_timeout, fsync=fsync, max_bytes=max_bytes
+    )

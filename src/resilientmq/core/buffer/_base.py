@@ -1,7 +1,7 @@
 """What every outbox shares: the records, the overflow policy and the bounded-append logic.
 
-A storage backend (memory, SQLite) implements a handful of ``_store_*`` primitives; the locking,
-the bound, blocking and the drop-oldest bookkeeping live here once.
+A storage backend (memory, LMDB) implements a handful of ``_store_*`` primitives; the locking, the two
+bounds (messages and bytes), blocking and the drop-oldest bookkeeping live here once.
 """
 
 from __future__ import annotations
@@ -23,16 +23,21 @@ __all__ = ["Buffer", "Envelope", "FailedMessage", "NewMessage", "OverflowPolicy"
 DEFAULT_MAX_MESSAGES = 10_000
 DEFAULT_BLOCK_TIMEOUT = 30.0
 
+# Records are built on the send path and kept while a backlog lasts: they have slots (one object each
+# for the garbage collector to visit, not two) and are filled through their slot descriptors, which costs
+# half of what a frozen dataclass's generated __init__ does (one object.__setattr__ per field).
+_new = object.__new__
+
 
 class OverflowPolicy(str, enum.Enum):
-    """What ``append`` does when the buffer holds ``max_messages``."""
+    """What ``append`` does when the buffer holds ``max_messages`` (or ``max_bytes``)."""
 
     BLOCK = "block"
     """Wait for room up to the block timeout, then raise ``BufferFullError`` (the default)."""
     RAISE = "raise"
     """Raise ``BufferFullError`` at once."""
     DROP_OLDEST = "drop_oldest"
-    """Evict the oldest pending message into the failed list (counted as dropped) to make room."""
+    """Evict the oldest pending messages into the failed list (counted as dropped) to make room."""
 
     @classmethod
     def coerce(cls, value: OverflowPolicy | str) -> OverflowPolicy:
@@ -62,22 +67,39 @@ class _MessageIds:
 new_message_id = _MessageIds()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # our own __init__ is kept: dataclass never overwrites one
 class NewMessage:
-    """A message on its way into the buffer (no sequence number yet)."""
+    """A message on its way into the buffer (no sequence number yet).
+
+    ``NewMessage(destination, body, headers={}, id=<unique>)``; ``headers`` is adapter-specific (and
+    JSON-serialisable for a durable buffer), ``id`` is stable across re-sends.
+    """
 
     destination: str
     body: bytes
     headers: Mapping[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_message_id)
 
+    def __init__(
+        self, destination: str, body: bytes, headers: Mapping[str, Any] | None = None, id: str | None = None
+    ) -> None:
+        _set_destination(self, destination)
+        _set_body(self, body)
+        _set_headers(self, {} if headers is None else headers)
+        _set_message_id(self, new_message_id() if id is None else id)
 
-@dataclass(frozen=True)
+
+_set_destination, _set_body, _set_headers, _set_message_id = (
+    NewMessage.__dict__[name].__set__ for name in ("destination", "body", "headers", "id")
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Envelope:
     """A message held by the buffer until the broker confirms it.
 
-    ``seq`` orders messages (strictly increasing, never reused within a buffer); ``id`` is stable across
-    re-sends so consumers can drop duplicates; ``headers`` is adapter-specific and JSON-serialisable.
+    ``seq`` orders messages (strictly increasing, never reused within a buffer file); ``id`` is stable
+    across re-sends so consumers can drop duplicates; ``headers`` is adapter-specific and JSON-serialisable.
     """
 
     seq: int
@@ -88,7 +110,26 @@ class Envelope:
     created_at: float
 
 
-@dataclass(frozen=True)
+def make_envelope(
+    seq: int, id: str, destination: str, body: bytes, headers: Mapping[str, Any], created_at: float
+) -> Envelope:
+    """An :class:`Envelope`, built the fast way (equal in every respect to ``Envelope(...)``)."""
+    e: Envelope = _new(Envelope)
+    _set_seq(e, seq)
+    _set_id(e, id)
+    _set_envelope_destination(e, destination)
+    _set_envelope_body(e, body)
+    _set_envelope_headers(e, headers)
+    _set_created_at(e, created_at)
+    return e
+
+
+_set_seq, _set_id, _set_envelope_destination, _set_envelope_body, _set_envelope_headers, _set_created_at = (
+    Envelope.__dict__[name].__set__ for name in ("seq", "id", "destination", "body", "headers", "created_at")
+)
+
+
+@dataclass(frozen=True, slots=True)
 class FailedMessage:
     """A message that can never be delivered, and why."""
 
@@ -155,11 +196,22 @@ def describe_error(error: BaseException | str) -> tuple[str, str]:
     return (str(error) or type(error).__name__), type(error).__name__
 
 
+def body_bytes(messages: Sequence[NewMessage] | Sequence[Envelope]) -> int:
+    """What ``max_bytes`` counts: the bodies' lengths (headers and destinations are not counted)."""
+    return sum([len(m.body) for m in messages])
+
+
 class BoundedBuffer:
-    """Bound, overflow policy and locking for a storage backend.
+    """Bounds, overflow policy and locking for a storage backend.
+
+    ``max_messages`` bounds how many messages are pending; ``max_bytes`` (None: no bound) how many bytes
+    their bodies hold together, as RabbitMQ's ``max-length-bytes`` does. Both are enforced the same way,
+    by the overflow policy.
 
     Subclasses implement the ``_store_*`` primitives; every primitive is called with ``self._lock`` held,
-    so a backend never needs locking of its own.
+    so a backend needs no locking of its own. The count and byte total of a batch are reserved before
+    ``_store_insert`` runs (and given back if it raises), so a backend may release the lock inside
+    ``_store_insert`` (to share an fsync with other appenders) without the bounds being overrun.
     """
 
     def __init__(
@@ -167,17 +219,25 @@ class BoundedBuffer:
         max_messages: int = DEFAULT_MAX_MESSAGES,
         overflow: OverflowPolicy | str = OverflowPolicy.BLOCK,
         block_timeout: float | None = DEFAULT_BLOCK_TIMEOUT,
+        *,
+        max_bytes: int | None = None,
     ) -> None:
         if not isinstance(max_messages, int) or isinstance(max_messages, bool) or max_messages < 1:
             raise ValueError(f"buffer_max_messages must be a positive int, got {max_messages!r}")
+        if max_bytes is not None and (
+            not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1
+        ):
+            raise ValueError(f"buffer_max_bytes must be a positive int or None, got {max_bytes!r}")
         if block_timeout is not None and block_timeout < 0:
             raise ValueError(f"buffer block timeout must be >= 0 or None, got {block_timeout!r}")
         self._max = max_messages
+        self._max_bytes = max_bytes
         self._overflow = OverflowPolicy.coerce(overflow)
         self._block_timeout = block_timeout
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._count = 0
+        self._bytes = 0
         self._dropped = 0
         self._closed = False
 
@@ -188,7 +248,8 @@ class BoundedBuffer:
     def _store_peek(self, after_seq: int, limit: int) -> list[Envelope]:
         raise NotImplementedError
 
-    def _store_delete(self, seqs: Sequence[int]) -> int:
+    def _store_delete(self, seqs: Sequence[int]) -> tuple[int, int]:
+        """Delete the pending messages among ``seqs``; (how many, their body bytes)."""
         raise NotImplementedError
 
     def _store_get(self, seqs: Sequence[int]) -> list[Envelope]:
@@ -206,10 +267,22 @@ class BoundedBuffer:
     def _store_close(self) -> None:
         raise NotImplementedError
 
+    def _store_settle(self) -> None:
+        """Called before a change other than an insert or a removal: finish what a backend is still
+        committing with the lock released, so that the change sees every accepted message."""
+
+    def _store_flush(self) -> None:
+        """Called after a removal: a backend that groups commits makes the removal durable here (it may
+        release the lock meanwhile; the counts are already updated)."""
+
     # -- the shared part ----------------------------------------------------------------------------
     @property
     def max_messages(self) -> int:
         return self._max
+
+    @property
+    def max_bytes(self) -> int | None:
+        return self._max_bytes
 
     @property
     def overflow(self) -> OverflowPolicy:
@@ -219,12 +292,17 @@ class BoundedBuffer:
     def dropped_count(self) -> int:
         return self._dropped
 
+    @property
+    def pending_bytes(self) -> int:
+        """The body bytes of the pending messages (what ``max_bytes`` bounds)."""
+        return self._bytes
+
     def __len__(self) -> int:
         return self._count
 
     def append(self, message: NewMessage, timeout: float | None = None) -> Envelope:
         """Add one message; the overflow policy decides what happens when the buffer is full."""
-        return self.extend([message], timeout)[0]
+        return self.extend((message,), timeout)[0]
 
     def extend(self, messages: Sequence[NewMessage], timeout: float | None = None) -> list[Envelope]:
         """Add messages atomically and in order (one transaction on disk).
@@ -232,26 +310,30 @@ class BoundedBuffer:
         ``timeout`` overrides the block timeout for this call.
         """
         n = len(messages)
-        if n == 0:
+        if n == 1:
+            size = len(messages[0].body)
+        elif n:
+            size = body_bytes(messages)
+        else:
             return []
-        if n > self._max:
-            raise BufferFullError(f"a batch of {n} messages can never fit a buffer of {self._max} messages")
+        max_bytes = self._max_bytes
+        if n > self._max or (max_bytes is not None and size > max_bytes):
+            self._check_open()  # a closed buffer says so first
+            raise BufferFullError(self._never_fits(n, size))
         with self._lock:
-            self._check_open()
-            free = self._max - self._count
-            if n > free:
-                if self._overflow is OverflowPolicy.RAISE:
-                    raise BufferFullError(self._full_message(n))
-                if self._overflow is OverflowPolicy.DROP_OLDEST:
-                    self._drop_oldest(n - free)
-                else:
-                    wait = self._block_timeout if timeout is None else timeout
-                    if not self._space.wait_for(lambda: self._closed or self._max - self._count >= n, wait):
-                        raise BufferFullError(self._full_message(n) + f" (waited {wait:g} s for room)")
-                    self._check_open()
-            envelopes = self._store_insert(messages, time.time())
+            if self._closed:
+                raise ClientClosedError("the buffer is closed")
+            if self._count + n > self._max or (max_bytes is not None and self._bytes + size > max_bytes):
+                self._make_room(n, size, timeout)
             self._count += n
-            return envelopes
+            self._bytes += size
+            try:
+                return self._store_insert(messages, time.time())
+            except BaseException:
+                self._count -= n
+                self._bytes -= size
+                self._space.notify_all()
+                raise
 
     def peek(self, after_seq: int = 0, limit: int = 1000) -> list[Envelope]:
         """Up to ``limit`` pending messages with ``seq > after_seq``, oldest first; nothing is removed."""
@@ -262,14 +344,15 @@ class BoundedBuffer:
 
     def remove(self, seqs: Iterable[int]) -> int:
         """Forget confirmed messages; unknown (already removed) seqs are ignored. Returns how many went."""
-        wanted = list(seqs)
+        wanted = seqs if isinstance(seqs, list) else list(seqs)
         if not wanted:
             return 0
         with self._lock:
             if self._closed:
                 return 0
-            removed = self._store_delete(wanted)
-            self._release(removed)
+            removed, freed = self._store_delete(wanted)
+            self._release(removed, freed)
+            self._store_flush()
             return removed
 
     def fail(self, failures: Iterable[tuple[int, BaseException | str]]) -> list[FailedMessage]:
@@ -279,13 +362,16 @@ class BoundedBuffer:
             return []
         with self._lock:
             self._check_open()
+            self._store_settle()
+            self._check_open()  # (settling may have let a close in)
             now = time.time()
             records = []
             for envelope in self._store_get(sorted(reasons)):
                 reason, error_type = describe_error(reasons[envelope.seq])
                 records.append(FailedMessage(envelope, reason, error_type, now))
-            self._store_move_to_failed(records)
-            self._release(len(records))
+            if records:
+                self._store_move_to_failed(records)
+                self._release(len(records), body_bytes([r.envelope for r in records]))
             return records
 
     def failed(self) -> list[FailedMessage]:
@@ -300,12 +386,15 @@ class BoundedBuffer:
         """Forget the failed list (after the caller has dealt with it). Returns how many were cleared."""
         with self._lock:
             self._check_open()
+            self._store_settle()
+            self._check_open()
             return self._store_clear_failed()
 
     def wait_for_space(self, timeout: float | None) -> bool:
-        """Block until at least one message fits (or the buffer closes); False on timeout."""
+        """Block until there is room for one more message (a free slot and, with ``max_bytes``, a free
+        byte) or the buffer closes; False on timeout."""
         with self._lock:
-            return self._space.wait_for(lambda: self._closed or self._count < self._max, timeout)
+            return self._space.wait_for(lambda: self._closed or self._fits(1, 1), timeout)
 
     def close(self) -> None:
         """Release the storage; pending messages stay in a durable file. Idempotent."""
@@ -314,6 +403,7 @@ class BoundedBuffer:
                 return
             self._closed = True
             self._space.notify_all()
+            self._store_settle()
             self._store_close()
 
     def __enter__(self) -> BoundedBuffer:
@@ -327,19 +417,71 @@ class BoundedBuffer:
         if self._closed:
             raise ClientClosedError("the buffer is closed")
 
-    def _release(self, n: int) -> None:
+    def _fits(self, n: int, size: int) -> bool:
+        if self._count + n > self._max:
+            return False
+        return self._max_bytes is None or self._bytes + size <= self._max_bytes
+
+    def _release(self, n: int, size: int) -> None:
         if n:
             self._count -= n
+            self._bytes -= size
             self._space.notify_all()
 
-    def _drop_oldest(self, n: int) -> None:
-        victims = self._store_peek(0, n)
+    def _make_room(self, n: int, size: int, timeout: float | None) -> None:
+        """The overflow policy, for a batch of ``n`` messages and ``size`` bytes that does not fit."""
+        if self._overflow is OverflowPolicy.RAISE:
+            raise BufferFullError(self._full_message(n, size))
+        if self._overflow is OverflowPolicy.DROP_OLDEST:
+            self._store_settle()
+            self._check_open()
+            self._drop_oldest(n, size)
+            return
+        wait = self._block_timeout if timeout is None else timeout
+        if not self._space.wait_for(lambda: self._closed or self._fits(n, size), wait):
+            raise BufferFullError(self._full_message(n, size) + f" (waited {wait:g} s for room)")
+        self._check_open()
+
+    def _drop_oldest(self, n: int, size: int) -> None:
+        excess_n = self._count + n - self._max
+        excess_b = 0 if self._max_bytes is None else self._bytes + size - self._max_bytes
+        victims: list[Envelope] = []
+        freed = 0
+        after = 0
+        while excess_n > 0 or excess_b > 0:
+            chunk = self._store_peek(after, max(excess_n, 64))
+            if not chunk:
+                break
+            for e in chunk:
+                victims.append(e)
+                freed += len(e.body)
+                excess_n -= 1
+                excess_b -= len(e.body)
+                if excess_n <= 0 and excess_b <= 0:
+                    break
+            after = chunk[-1].seq
+        if not victims:
+            return
+        bound = f"{self._max} messages" + ("" if self._max_bytes is None else f", {self._max_bytes} bytes")
+        reason = f"dropped: buffer full ({bound}) and overflow policy is drop_oldest"
         now = time.time()
-        reason = f"dropped: buffer full ({self._max} messages) and overflow policy is drop_oldest"
         self._store_move_to_failed([FailedMessage(e, reason, "BufferFullError", now) for e in victims])
         self._count -= len(victims)
+        self._bytes -= freed
         self._dropped += len(victims)
 
-    def _full_message(self, n: int) -> str:
+    def _never_fits(self, n: int, size: int) -> str:
+        if n > self._max:
+            return f"a batch of {n} messages can never fit a buffer of {self._max} messages"
+        what = "a message" if n == 1 else f"a batch of {n} messages"
+        return f"{what} of {size} bytes can never fit a buffer of {self._max_bytes} bytes (buffer_max_bytes)"
+
+    def _full_message(self, n: int, size: int) -> str:
+        if self._count + n > self._max:
+            what = "a message" if n == 1 else f"{n} messages"
+            return f"buffer full: {self._count} of {self._max} messages pending, no room for {what}"
         what = "a message" if n == 1 else f"{n} messages"
-        return f"buffer full: {self._count} of {self._max} messages pending, no room for {what}"
+        return (
+            f"buffer full: {self._bytes} of {self._max_bytes} bytes pending (buffer_max_bytes), "
+            f"no room for {what} of {size} bytes"
+        )

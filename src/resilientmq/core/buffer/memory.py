@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 
 from ._base import (
@@ -13,16 +12,17 @@ from ._base import (
     FailedMessage,
     NewMessage,
     OverflowPolicy,
+    make_envelope,
 )
+from ._index import PendingIndex
 
 __all__ = ["MemoryBuffer"]
 
 
 class MemoryBuffer(BoundedBuffer):
-    """A bounded outbox held in memory.
+    """A bounded outbox held in memory: a :class:`PendingIndex` of envelopes.
 
-    Pending messages sit in a dict keyed by sequence number plus an ordered list of sequence numbers, so
-    appends, out-of-order removals and ``peek(after_seq)`` are all cheap; the list is compacted lazily.
+    Memory is bounded by ``max_messages`` and, when given, ``max_bytes`` of bodies.
     """
 
     def __init__(
@@ -30,51 +30,39 @@ class MemoryBuffer(BoundedBuffer):
         max_messages: int = DEFAULT_MAX_MESSAGES,
         overflow: OverflowPolicy | str = OverflowPolicy.BLOCK,
         block_timeout: float | None = DEFAULT_BLOCK_TIMEOUT,
+        *,
+        max_bytes: int | None = None,
     ) -> None:
-        super().__init__(max_messages, overflow, block_timeout)
-        self._items: dict[int, Envelope] = {}
-        self._order: list[int] = []
-        self._stale = 0  # removed seqs still listed in _order
+        super().__init__(max_messages, overflow, block_timeout, max_bytes=max_bytes)
+        self._pending: PendingIndex[Envelope] = PendingIndex()
         self._next_seq = 1
         self._failed: list[FailedMessage] = []
 
     def _store_insert(self, messages: Sequence[NewMessage], now: float) -> list[Envelope]:
+        seq = self._next_seq
+        add = self._pending.add
         out = []
         for m in messages:
-            e = Envelope(self._next_seq, m.id, m.destination, m.body, dict(m.headers), now)
-            self._next_seq += 1
-            self._items[e.seq] = e
-            self._order.append(e.seq)
+            e = make_envelope(seq, m.id, m.destination, m.body, dict(m.headers), now)
+            add(seq, e)
             out.append(e)
+            seq += 1
+        self._next_seq = seq
         return out
 
     def _store_peek(self, after_seq: int, limit: int) -> list[Envelope]:
-        out: list[Envelope] = []
-        order, items = self._order, self._items
-        i = bisect.bisect_right(order, after_seq)
-        while i < len(order) and len(out) < limit:
-            e = items.get(order[i])
-            if e is not None:
-                out.append(e)
-            i += 1
-        return out
+        return self._pending.values_after(after_seq, limit)
 
-    def _store_delete(self, seqs: Sequence[int]) -> int:
-        removed = 0
-        for s in seqs:
-            if self._items.pop(s, None) is not None:
-                removed += 1
-        self._stale += removed
-        if self._stale > 1024 and self._stale * 2 > len(self._order):
-            self._order = [s for s in self._order if s in self._items]
-            self._stale = 0
-        return removed
+    def _store_delete(self, seqs: Sequence[int]) -> tuple[int, int]:
+        gone = self._pending.pop_many(seqs)
+        return len(gone), sum([len(e.body) for _s, e in gone])
 
     def _store_get(self, seqs: Sequence[int]) -> list[Envelope]:
-        return [self._items[s] for s in seqs if s in self._items]
+        get = self._pending.get
+        return [e for e in map(get, seqs) if e is not None]
 
     def _store_move_to_failed(self, records: Sequence[FailedMessage]) -> None:
-        self._store_delete([r.envelope.seq for r in records])
+        self._pending.pop_many([r.envelope.seq for r in records])
         self._failed.extend(records)
 
     def _store_failed(self) -> list[FailedMessage]:
