@@ -18,7 +18,7 @@ import lmdb
 import pytest
 
 from resilientmq import BufferCorruptError, BufferFullError, BufferInUseError, ClientClosedError
-from resilientmq.core.buffer import Envelope, LmdbBuffer, NewMessage
+from resilientmq.core.buffer import Envelope, LmdbBuffer, MemoryBuffer, NewMessage
 from resilientmq.testing import wait_until
 
 
@@ -514,3 +514,16 @@ def test_close_while_a_group_commit_runs_waits_for_it(
     again = LmdbBuffer(path)
     assert again.peek() == out
     again.close()
+
+
+def test_the_identity_of_a_durable_outbox_outlives_the_process(tmp_path: Path) -> None:
+    first = LmdbBuffer(tmp_path / "id.rmq")
+    identity = first.identity
+    first.close()
+    again = LmdbBuffer(tmp_path / "id.rmq")
+    assert again.identity == identity and len(identity) == 32
+    again.close()
+    other = LmdbBuffer(tmp_path / "other.rmq")
+    assert other.identity != identity
+    other.close()
+    assert MemoryBuffer().identity != MemoryBuffer().identity

@@ -240,6 +240,7 @@ class BoundedBuffer:
         self._bytes = 0
         self._dropped = 0
         self._closed = False
+        self._identity = uuid.uuid4().hex
 
     # -- the backend's part -------------------------------------------------------------------------
     def _store_insert(self, messages: Sequence[NewMessage], now: float) -> list[Envelope]:
@@ -291,6 +292,12 @@ class BoundedBuffer:
     @property
     def dropped_count(self) -> int:
         return self._dropped
+
+    @property
+    def identity(self) -> str:
+        """A stable id of this outbox: random for a memory buffer, kept in the file of a durable one, so
+        the next process opened on the same path has it too (e.g. to find what it sent before a crash)."""
+        return self._identity
 
     @property
     def pending_bytes(self) -> int:

@@ -42,6 +42,7 @@ import json
 import os
 import struct
 import threading
+import uuid
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ __all__ = ["FORMAT_VERSION", "LmdbBuffer"]
 FORMAT_VERSION = 1
 _MAGIC = b"RMQB"
 _META_KEY = b"\x00resilientmq"
-_META = struct.Struct("<4sIQ")  # magic, format version, next seq
+_META = struct.Struct("<4sIQ16s")  # magic, format version, next seq, the file's identity
 _KEY = struct.Struct(">cQ")  # prefix, seq (pending) or ordinal (failed)
 _PENDING = b"p"
 _FAILED = b"f"
@@ -181,6 +182,7 @@ class LmdbBuffer(BoundedBuffer):
             raise ValueError(f"buffer_path {self.path!r} is a directory; give a file path")
         self._next_seq = 1
         self._next_failed = 1
+        self._identity_bytes = uuid.UUID(self._identity).bytes  # a new file's; an existing one keeps its own
         self._budget = 0  # record bytes that may be written before the map's room is checked again
         # seq -> its envelope while cached, else its body length (the file holds the rest)
         self._pending: PendingIndex[Envelope | int] = PendingIndex()
@@ -220,6 +222,8 @@ class LmdbBuffer(BoundedBuffer):
         self._count = self._uncached = len(scan.pending)
         self._bytes, self._pending = scan.nbytes, scan.pending
         self._next_seq, self._next_failed = scan.next_seq, scan.next_failed
+        self._identity_bytes = scan.identity
+        self._identity = uuid.UUID(bytes=scan.identity).hex
         map_size = _align(size)
         env = self._open_env(path, map_size)
         try:
@@ -241,7 +245,7 @@ class LmdbBuffer(BoundedBuffer):
             try:
                 _preallocate(fd, 0, _INITIAL_MAP, self.path)
                 with env.begin(write=True) as txn:
-                    txn.put(_META_KEY, _META.pack(_MAGIC, FORMAT_VERSION, self._next_seq))
+                    self._put_meta(txn)
                 os.rename(new, self.path)
                 if self._fsync:
                     _fsync_directory(self.path)
@@ -653,7 +657,7 @@ class LmdbBuffer(BoundedBuffer):
 
     def _put_meta(self, txn: lmdb.Transaction[bytes]) -> None:
         # The high-water mark, so that seqs are not reused after everything was removed and reopened.
-        txn.put(_META_KEY, _META.pack(_MAGIC, FORMAT_VERSION, self._next_seq))
+        txn.put(_META_KEY, _META.pack(_MAGIC, FORMAT_VERSION, self._next_seq, self._identity_bytes))
 
     # -- closing ------------------------------------------------------------------------------------
     def _store_close(self) -> None:
@@ -754,6 +758,7 @@ class _Scan:
     nbytes: int = 0
     next_seq: int = 1
     next_failed: int = 1
+    identity: bytes = b""
 
 
 def _check_file(path: str, fd: int, size: int) -> _Scan:
@@ -776,7 +781,7 @@ def _check_file(path: str, fd: int, size: int) -> _Scan:
         meta = first[1]
         if len(meta) != _META.size or meta[:4] != _MAGIC:
             raise BufferCorruptError(f"{path!r} is not a resilientmq buffer (a foreign {_META_KEY!r} record)")
-        _magic, version, scan.next_seq = _META.unpack(meta)
+        _magic, version, scan.next_seq, scan.identity = _META.unpack(meta)
         if version != FORMAT_VERSION:
             raise BufferCorruptError(
                 f"{path!r} is a resilientmq buffer of format {version}; this version reads format "
