@@ -38,12 +38,21 @@ class Session:
         pass
 
 
+class RecoveringSession(Session):
+    """A session that knows what the broker already holds (as the STOMP ledger finds out)."""
+
+    def delivered(self, seqs: Sequence[int]) -> set[int]:
+        self.transport.asked.append(list(seqs))
+        return set(seqs) & self.transport.broker_has
+
+
 class Connector:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+        self.recovering = False
 
     def open(self, endpoint: str, epoch: int, lost: LossReporter) -> Session:
-        return Session(self.transport, epoch)
+        return (RecoveringSession if self.recovering else Session)(self.transport, epoch)
 
     def cancel(self) -> None:
         pass
@@ -58,6 +67,9 @@ class Transport:
         self.batches: list[tuple[int, list[bytes]]] = []
         self.pending: list[tuple[Sequence[Envelope], Future[BatchResult]]] = []
         self.reject: set[bytes] = set()
+        self.broker_has: set[int] = set()  # seqs a recovering session says the broker holds
+        self.asked: list[list[int]] = []
+        self.connector: Connector | None = None
         self.cond = threading.Condition()
 
     def transmit(self, batch: Sequence[Envelope], epoch: int) -> Future[BatchResult]:
@@ -86,8 +98,10 @@ class Transport:
 def rig() -> Iterator[tuple[Supervisor[str, Session], Transport, Any]]:
     made: list[Outbox] = []
     transport = Transport()
+    connector = Connector(transport)
+    transport.connector = connector
     sup: Supervisor[str, Session] = Supervisor(
-        Connector(transport), Endpoints(["a"]), ReconnectPolicy(initial_delay=0.01, max_delay=0.05)
+        connector, Endpoints(["a"]), ReconnectPolicy(initial_delay=0.01, max_delay=0.05)
     )
 
     def outbox(**kw: Any) -> Outbox:
@@ -298,3 +312,42 @@ def test_an_inferred_rejection_never_fails_a_lone_message_and_isolation_waits_fo
     assert [f.body for f in ob.failed()] == [b"culprit"]
     assert b"after" in transport.delivered
     assert ob.stats()["confirmed"] == 2
+
+
+def test_what_the_broker_already_holds_is_confirmed_not_sent_again(rig: Any) -> None:
+    sup, transport, outbox = rig
+    transport.auto = False
+    assert transport.connector is not None
+    transport.connector.recovering = True
+    ob = outbox(max_batch=2)
+    sup.connect()
+    ob.put(msgs("1", "2", "3", "4"))
+    transport.wait_batches(2)
+    assert transport.asked == []  # nothing had been sent before the first connection
+    # Both batches reached the broker, but only the first one's answer is heard before the reset.
+    transport.broker_has = {1, 2, 3, 4}
+    transport.pending[0][1].set_result(BatchResult())
+    transport.broker_has = {3, 4}
+    transport.auto = True
+    transport.pending[1][1].set_exception(ConnectionLostError("reset before the receipt"))
+    assert ob.flush(5) is True
+    assert transport.asked == [[3, 4]]  # asked about what was unanswered, before sending anything
+    assert transport.delivered == [] and len(transport.batches) == 2  # nothing sent twice
+    stats = ob.stats()
+    assert (stats["confirmed"], stats["recovered"], stats["resent"]) == (4, 2, 0)
+
+
+def test_what_an_earlier_process_left_is_asked_about_on_the_first_connection(rig: Any, tmp_path: Any) -> None:
+    sup, transport, outbox = rig
+    left = LmdbBuffer(tmp_path / "left.rmq")
+    left.extend(msgs("a", "b", "c"))
+    left.close()  # the earlier process died with a, b, c unconfirmed; it had committed a and b
+    assert transport.connector is not None
+    transport.connector.recovering = True
+    transport.broker_has = {1, 2}
+    ob = outbox(buffer=LmdbBuffer(tmp_path / "left.rmq"))
+    sup.connect()
+    assert ob.flush(5) is True
+    assert transport.asked == [[1, 2, 3]]
+    assert transport.delivered == [b"c"]
+    assert ob.stats()["recovered"] == 2

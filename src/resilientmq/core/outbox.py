@@ -11,6 +11,7 @@ receipt, a Kafka acknowledgement, an MQ put or commit); the outbox decides what 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -29,7 +30,7 @@ from .errors import (
     ResilientMQError,
 )
 from .policy import ReconnectPolicy
-from .session import BatchAbortedError, BatchRejectedError, BatchResult, Session, carries
+from .session import BatchAbortedError, BatchRejectedError, BatchResult, Session, already_delivered, carries
 from .supervisor import ConnectionState, Supervisor
 from .telemetry import ClientEvents
 
@@ -85,7 +86,10 @@ class Outbox:
         self._accepting = True
         self._stop = threading.Event()
         self._failures_seen = 0  # failures already reported by a flush()
-        self._counters = dict.fromkeys(("accepted", "sent", "resent", "confirmed", "failed"), 0)
+        self._counters = dict.fromkeys(("accepted", "sent", "resent", "confirmed", "failed", "recovered"), 0)
+        # What an earlier process left in a durable outbox may have reached the broker already.
+        left = buffer.pending_seqs(sys.maxsize)
+        self._inherited = left[-1] if left else 0
         supervisor.add_listener(_WakeOnStateChange(self._wakeup))
         self._thread = threading.Thread(target=self._run, name=f"{name}-sender", daemon=True)
         self._thread.start()
@@ -226,6 +230,8 @@ class Outbox:
                 # order, so start again from the oldest unconfirmed message. Late successes still count.
                 s.stale.extend(s.inflight)
                 s.inflight.clear()
+                if not self._recover(session, s):
+                    return  # the connection broke while asking; the next one asks again
                 s.epoch, s.cursor, s.rewind = epoch, 0, False
                 self._starting_over(s, f"new connection #{epoch}")
         if self._unanswered_too_long(s):
@@ -413,6 +419,33 @@ class Outbox:
                 reason=r.reason,
                 error_type=r.error_type,
             )
+
+    def _recover(self, session: Session, s: _SenderState) -> bool:
+        """Before sending again: confirm what the broker is known to hold of what may have been sent (by this
+        process, or by the one that left a durable outbox). False when the connection broke meanwhile."""
+        through = max(s.highest_sent, self._inherited)
+        if not through:
+            return True
+        try:
+            known = already_delivered(session, self.buffer.pending_seqs(through))
+        except ConnectionLostError as exc:
+            self._supervisor.report_lost(exc, session.epoch)
+            return False
+        if known:
+            seqs = sorted(known)
+            self._confirm(seqs, {})
+            with self._lock:
+                self._counters["recovered"] += len(seqs)
+            self._events.emit(
+                logging.INFO,
+                "recovered",
+                "%d message(s) up to seq %d were already with the broker; not sent again",
+                len(seqs),
+                seqs[-1],
+                count=len(seqs),
+                last_seq=seqs[-1],
+            )
+        return True
 
     def _starting_over(self, s: _SenderState, why: str) -> None:
         """Tell that the sender starts again from the oldest unconfirmed message, when that re-sends any."""

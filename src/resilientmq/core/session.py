@@ -8,7 +8,7 @@ batches, reports its own end through the ``lost`` function it was handed, and is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -23,7 +23,9 @@ __all__ = [
     "CarryingSession",
     "Connector",
     "LossReporter",
+    "RecoveringSession",
     "Session",
+    "already_delivered",
     "carries",
     "completed",
 ]
@@ -105,6 +107,22 @@ def carries(session: Session, epoch: int) -> bool:
     """Whether ``session`` carries the batches of connection ``epoch``; False for a plain :class:`Session`."""
     method = getattr(session, "carries", None)
     return bool(method(epoch)) if method is not None else False
+
+
+class RecoveringSession(Session, Protocol):
+    """A session that can learn the outcome of what an earlier connection (or an earlier process on the
+    same durable outbox) sent and never heard back about (a STOMP ledger on ActiveMQ)."""
+
+    def delivered(self, seqs: Sequence[int]) -> Collection[int]:
+        """Of these unconfirmed messages, the seqs the broker is known to hold already: they are confirmed
+        without being sent again. Runs on the sender thread before anything is sent on this connection;
+        raises ``ConnectionLostError`` if the connection breaks meanwhile."""
+
+
+def already_delivered(session: Session, seqs: Sequence[int]) -> Collection[int]:
+    """What ``session`` knows the broker holds of ``seqs``; nothing for a plain :class:`Session`."""
+    method = getattr(session, "delivered", None)
+    return method(seqs) if method is not None and seqs else ()
 
 
 E_contra = TypeVar("E_contra", contravariant=True)

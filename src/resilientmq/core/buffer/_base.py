@@ -253,6 +253,9 @@ class BoundedBuffer:
         """Delete the pending messages among ``seqs``; (how many, their body bytes)."""
         raise NotImplementedError
 
+    def _store_seqs(self, through: int) -> list[int]:
+        raise NotImplementedError
+
     def _store_get(self, seqs: Sequence[int]) -> list[Envelope]:
         raise NotImplementedError
 
@@ -348,6 +351,13 @@ class BoundedBuffer:
             if self._closed:
                 return []
             return self._store_peek(after_seq, limit)
+
+    def pending_seqs(self, through: int) -> list[int]:
+        """The seqs of the pending messages up to and including ``through``, oldest first (no bodies)."""
+        with self._lock:
+            if self._closed:
+                return []
+            return self._store_seqs(through)
 
     def remove(self, seqs: Iterable[int]) -> int:
         """Forget confirmed messages; unknown (already removed) seqs are ignored. Returns how many went."""

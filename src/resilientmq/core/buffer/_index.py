@@ -88,3 +88,8 @@ class PendingIndex(Generic[V]):
             i += len(window)
             out += [s for s in window if s in items]
         return out
+
+    def seqs_through(self, through: int) -> list[int]:
+        """Every seq up to and including ``through``, in order."""
+        order, items = self._order, self._items
+        return [s for s in order[: bisect.bisect_right(order, through)] if s in items]

@@ -549,6 +549,9 @@ class LmdbBuffer(BoundedBuffer):
             return self._load(self._pending.seqs_after(after_seq, limit))
         return self._pending.values_after(after_seq, limit)  # type: ignore[return-value]  # all cached
 
+    def _store_seqs(self, through: int) -> list[int]:
+        return self._pending.seqs_through(through)
+
     def _store_get(self, seqs: Sequence[int]) -> list[Envelope]:
         return self._load([s for s in seqs if s in self._pending])
 

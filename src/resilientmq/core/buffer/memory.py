@@ -57,6 +57,9 @@ class MemoryBuffer(BoundedBuffer):
         gone = self._pending.pop_many(seqs)
         return len(gone), sum([len(e.body) for _s, e in gone])
 
+    def _store_seqs(self, through: int) -> list[int]:
+        return self._pending.seqs_through(through)
+
     def _store_get(self, seqs: Sequence[int]) -> list[Envelope]:
         get = self._pending.get
         return [e for e in map(get, seqs) if e is not None]
