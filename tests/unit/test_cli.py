@@ -1,19 +1,23 @@
-"""The resilientmq command: the buffer inspector and the (simulated) MQ part of the demo."""
+"""The resilientmq command without brokers: the buffer inspector's first form, argument handling, and what
+the command imports before it needs to."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from resilientmq.cli import main
-from resilientmq.core.buffer import NewMessage, SqliteBuffer
+from resilientmq.cli.buffer import legacy_alias
+from resilientmq.core.buffer import LmdbBuffer, NewMessage
 
 
 def test_buffer_shows_pending_and_failed_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "outbox.db"
-    buf = SqliteBuffer(path)
+    buf = LmdbBuffer(path)
     first = buf.append(NewMessage("/queue/a", b"one"))
     buf.append(NewMessage("/queue/a", b"two"))
     buf.fail([(first.seq, "forbidden")])
@@ -32,9 +36,39 @@ def test_buffer_refuses_a_foreign_file_clearly(tmp_path: Path, capsys: pytest.Ca
     assert "not a usable resilientmq buffer" in capsys.readouterr().err
 
 
-def test_demo_on_the_mq_simulator_loses_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--only", "mq", "--messages", "600"]) == 0
+# The demo on the MQ simulator (with its timeline) is in tests/cli/test_cli_demo.py.
+
+
+def test_legacy_form_is_inspect_with_its_json_lines() -> None:
+    assert legacy_alias(["buffer", "/x/outbox.db", "--failed"]) == [
+        "buffer",
+        "inspect",
+        "--lines",
+        "/x/outbox.db",
+        "--failed",
+    ]
+    for argv in (["buffer", "inspect", "/x"], ["buffer", "--help"], ["demo", "/x"]):
+        assert legacy_alias(argv) == argv
+
+
+def test_the_command_loads_neither_the_test_kit_nor_a_client_library_until_needed(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from resilientmq.cli import main\n"
+        f"code = main(['buffer', 'inspect', {str(tmp_path / 'none.db')!r}])\n"
+        "heavy = sorted(m for m in ('resilientmq.testing', 'stomp', 'kafka', 'confluent_kafka', 'rich',\n"
+        "    'matplotlib', 'prometheus_client', 'resilientmq.stomp') if m in sys.modules)\n"
+        "print(code, heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split("\n")[0] == "5 []"  # no such file; nothing heavy imported
+
+
+def test_help_names_every_command_and_demo_part(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    ours = next(line for line in out.splitlines() if line.startswith("ResilientWebSphereMQQueueManager"))
-    assert ours.split()[1:4] == ["600", "600", "0"]  # sent, received, lost
-    assert "resilientmq lost nothing." in out
+    assert all(part in out for part in ("stomp", "kafka", "confluent", "mq", "--plot", "--messages"))

@@ -289,9 +289,14 @@ class Supervisor(Generic[E, S]):
         ``open()`` returns, so a connection that dies during set-up is not taken for live.
         """
         with self._lock:
-            if epoch is not None and epoch == self._opening and self._state in (
-                ConnectionState.CONNECTING,
-                ConnectionState.RECONNECTING,
+            if (
+                epoch is not None
+                and epoch == self._opening
+                and self._state
+                in (
+                    ConnectionState.CONNECTING,
+                    ConnectionState.RECONNECTING,
+                )
             ):
                 # The connection being opened died before open() returned: act on it once it is up.
                 self._early_loss = (epoch, error)

@@ -2,7 +2,8 @@
 
 Two implementations of one :class:`Buffer` protocol: :class:`MemoryBuffer` (the default; survives broker
 outages) and :class:`LmdbBuffer` (``buffer_path=``; also survives process crashes, and with
-``buffer_fsync=True`` power loss).
+``buffer_fsync=True`` power loss). :func:`read_buffer_file` reads a durable file no client holds without
+changing it (``resilientmq buffer``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ._base import (
     NewMessage,
     OverflowPolicy,
 )
-from .lmdb import LmdbBuffer
+from .lmdb import BufferFile, FileVerdict, LmdbBuffer, read_buffer_file
 from .memory import MemoryBuffer
 
 __all__ = [
@@ -27,13 +28,16 @@ __all__ = [
     "DEFAULT_MAX_MESSAGES",
     "BoundedBuffer",
     "Buffer",
+    "BufferFile",
     "Envelope",
     "FailedMessage",
+    "FileVerdict",
     "LmdbBuffer",
     "MemoryBuffer",
     "NewMessage",
     "OverflowPolicy",
     "open_buffer",
+    "read_buffer_file",
 ]
 
 

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -268,6 +268,15 @@ class BoundedBuffer:
     def _store_clear_failed(self) -> int:
         raise NotImplementedError
 
+    def _store_requeue(self, records: Sequence[FailedMessage]) -> list[Envelope]:
+        """Move ``records`` (failed ones, each known by its message's first seq) back to the end of the
+        pending messages under new seqs; their envelopes."""
+        raise NotImplementedError
+
+    def _store_discard_failed(self, records: Sequence[FailedMessage]) -> int:
+        """Delete ``records`` from the failed list; how many went."""
+        raise NotImplementedError
+
     def _store_close(self) -> None:
         raise NotImplementedError
 
@@ -406,6 +415,35 @@ class BoundedBuffer:
             self._store_settle()
             self._check_open()
             return self._store_clear_failed()
+
+    def requeue_failed(self, select: Callable[[FailedMessage], bool] | None = None) -> list[Envelope]:
+        """Move failed messages (all, or those ``select`` picks) back into the outbox, to be sent again:
+        for an operator who fixed the cause (``resilientmq buffer replay``).
+
+        They go to the end, in the order they failed, under new seqs, keeping their ids (a consumer that
+        drops duplicates by id still can), headers and creation times. The bounds do not apply: nothing
+        the buffer holds is refused or dropped for it. Returns the new envelopes.
+        """
+        with self._lock:
+            self._check_open()
+            self._store_settle()
+            self._check_open()
+            chosen = [r for r in self._store_failed() if select is None or select(r)]
+            if not chosen:
+                return []
+            envelopes = self._store_requeue(chosen)
+            self._count += len(envelopes)
+            self._bytes += body_bytes(envelopes)
+            return envelopes
+
+    def discard_failed(self, select: Callable[[FailedMessage], bool] | None = None) -> int:
+        """Delete failed messages (all, or those ``select`` picks) for good; how many went."""
+        with self._lock:
+            self._check_open()
+            self._store_settle()
+            self._check_open()
+            chosen = [r for r in self._store_failed() if select is None or select(r)]
+            return self._store_discard_failed(chosen) if chosen else 0
 
     def wait_for_space(self, timeout: float | None) -> bool:
         """Block until there is room for one more message (a free slot and, with ``max_bytes``, a free

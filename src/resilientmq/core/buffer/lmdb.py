@@ -36,10 +36,12 @@ or power loss can lose the latest messages or leave a file that is then refused 
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import fcntl
 import json
 import os
+import stat
 import struct
 import threading
 import uuid
@@ -67,7 +69,7 @@ from ._base import (
 )
 from ._index import PendingIndex
 
-__all__ = ["FORMAT_VERSION", "LmdbBuffer"]
+__all__ = ["FORMAT_VERSION", "BufferFile", "FileVerdict", "LmdbBuffer", "read_buffer_file"]
 
 FORMAT_VERSION = 1
 _MAGIC = b"RMQB"
@@ -658,6 +660,43 @@ class LmdbBuffer(BoundedBuffer):
 
         return self._write(clear)
 
+    def _store_requeue(self, records: Sequence[FailedMessage]) -> list[Envelope]:
+        seqs = {r.envelope.seq for r in records}
+        envelopes = []
+        for r in records:
+            e = r.envelope
+            envelopes.append(
+                make_envelope(self._next_seq, e.id, e.destination, e.body, e.headers, e.created_at)
+            )
+            self._next_seq += 1
+
+        def requeue(txn: lmdb.Transaction[bytes]) -> None:
+            self._delete_failed(txn, seqs)
+            txn.cursor().putmulti([(_KEY.pack(_PENDING, e.seq), _encode_envelope(e)) for e in envelopes])
+            self._put_meta(txn)
+
+        self._write(requeue)
+        self._index(envelopes)
+        return envelopes
+
+    def _store_discard_failed(self, records: Sequence[FailedMessage]) -> int:
+        seqs = {r.envelope.seq for r in records}
+        return self._write(lambda txn: self._delete_failed(txn, seqs))
+
+    @staticmethod
+    def _delete_failed(txn: lmdb.Transaction[bytes], seqs: set[int]) -> int:
+        """Delete the failed records of the messages first accepted as ``seqs``; how many went."""
+        cursor = txn.cursor()
+        n = 0
+        if cursor.set_range(_FAILED):
+            while cursor.key()[:1] == _FAILED:
+                if _FREC.unpack_from(cursor.value())[1] in seqs:
+                    cursor.delete()  # the cursor is then on the next record
+                    n += 1
+                elif not cursor.next():
+                    break
+        return n
+
     def _put_meta(self, txn: lmdb.Transaction[bytes]) -> None:
         # The high-water mark, so that seqs are not reused after everything was removed and reopened.
         txn.put(_META_KEY, _META.pack(_MAGIC, FORMAT_VERSION, self._next_seq, self._identity_bytes))
@@ -764,11 +803,16 @@ class _Scan:
     identity: bytes = b""
 
 
+class _ForeignFileError(BufferCorruptError):
+    """The file is not a resilientmq buffer at all (another application's, or a format this version does
+    not read), as opposed to a damaged one: :func:`read_buffer_file` tells the two apart."""
+
+
 def _check_file(path: str, fd: int, size: int) -> _Scan:
     """Validate an existing file by reading it (a foreign or damaged file is never written to, and is
     read with ``pread``, not mapped: see ``_lmdbfile``)."""
     if os.pread(fd, 16, 0).startswith(b"SQLite format 3\x00"):
-        raise BufferCorruptError(
+        raise _ForeignFileError(
             f"{path!r} is not a resilientmq buffer: it is a SQLite file (an outbox of an earlier "
             "resilientmq version, or another application's database); refusing to use or overwrite it"
         )
@@ -777,16 +821,16 @@ def _check_file(path: str, fd: int, size: int) -> _Scan:
         found = _lmdbfile.records(fd, size)
         first = next(found, None)
         if first is None or first[0] != _META_KEY:
-            raise BufferCorruptError(
+            raise _ForeignFileError(
                 f"{path!r} is an LMDB file but not a resilientmq buffer (no {_META_KEY!r} record); "
                 "refusing to use or overwrite it"
             )
         meta = first[1]
         if len(meta) != _META.size or meta[:4] != _MAGIC:
-            raise BufferCorruptError(f"{path!r} is not a resilientmq buffer (a foreign {_META_KEY!r} record)")
+            raise _ForeignFileError(f"{path!r} is not a resilientmq buffer (a foreign {_META_KEY!r} record)")
         _magic, version, scan.next_seq, scan.identity = _META.unpack(meta)
         if version != FORMAT_VERSION:
-            raise BufferCorruptError(
+            raise _ForeignFileError(
                 f"{path!r} is a resilientmq buffer of format {version}; this version reads format "
                 f"{FORMAT_VERSION}"
             )
@@ -798,7 +842,7 @@ def _check_file(path: str, fd: int, size: int) -> _Scan:
                     f"{path!r} is a corrupt buffer file: record {key!r}: {exc}; refusing to use it"
                 ) from None
     except _lmdbfile.NotLmdb as exc:
-        raise BufferCorruptError(
+        raise _ForeignFileError(
             f"{path!r} is not a usable resilientmq buffer (not an LMDB file: {exc}); refusing to use "
             "or overwrite it"
         ) from None
@@ -909,3 +953,132 @@ def _reserve(map_size: int) -> int:
 
 def _align(size: int) -> int:
     return -(-size // _MAP_ALIGN) * _MAP_ALIGN
+
+
+# -- reading a file no client holds: resilientmq buffer ---------------------------------------------
+class FileVerdict(str, enum.Enum):
+    """What :func:`read_buffer_file` found at a path."""
+
+    OK = "ok"
+    """A resilientmq buffer (or an empty file): its messages are in the report."""
+    MISSING = "missing"
+    NOT_A_FILE = "not a file"
+    UNREADABLE = "unreadable"
+    FOREIGN = "foreign"
+    """Not a resilientmq buffer: another application's file, or a format this version does not read."""
+    DAMAGED = "damaged"
+    """A resilientmq buffer whose structure or checksums are broken."""
+    IN_USE = "in use"
+    """A running client holds the file (its lock)."""
+
+
+@dataclass(frozen=True)
+class BufferFile:
+    """What a buffer file holds, read without changing it; ``message`` says why when it could not be."""
+
+    path: str
+    verdict: FileVerdict
+    message: str = ""
+    pending: list[Envelope] = field(default_factory=list)
+    failed: list[FailedMessage] = field(default_factory=list)
+    file_bytes: int = 0
+    holder_pid: int | None = None
+    """The pid of the process holding the file, when Linux's ``/proc/locks`` tells it."""
+
+
+def read_buffer_file(path: str | os.PathLike[str]) -> BufferFile:
+    """Everything a durable outbox file holds, read as a client would check it, but without writing a
+    byte, creating the lock or mapping the file: for tools that look into a file no client has open.
+
+    The lock is taken shared while the file is read (a few milliseconds), so that no client starts
+    writing meanwhile; a file whose lock a client holds is reported ``IN_USE``, unread.
+    """
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return BufferFile(path, FileVerdict.MISSING, f"no such file: {path!r}")
+    except OSError as exc:
+        return BufferFile(path, FileVerdict.UNREADABLE, f"cannot read {path!r}: {exc.strerror}")
+    if not stat.S_ISREG(st.st_mode):
+        return BufferFile(path, FileVerdict.NOT_A_FILE, f"{path!r} is not a regular file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return BufferFile(path, FileVerdict.UNREADABLE, f"cannot read {path!r}: {exc.strerror}")
+    try:
+        with _shared_lock(path) as holder:
+            if holder is not None:
+                pid = holder or None
+                who = f" (pid {pid})" if pid else ""
+                return BufferFile(
+                    path,
+                    FileVerdict.IN_USE,
+                    f"{path!r} is in use by a running client{who}: its lock {path + '.lock'!r} is held",
+                    holder_pid=pid,
+                )
+            return _read_unlocked(path, fd)
+    finally:
+        os.close(fd)
+
+
+def _read_unlocked(path: str, fd: int) -> BufferFile:
+    size = os.fstat(fd).st_size
+    if not size:
+        return BufferFile(path, FileVerdict.OK, "an empty file: it holds nothing")
+    try:
+        _check_file(path, fd, size)
+        pending: list[Envelope] = []
+        failed: list[FailedMessage] = []
+        for key, value in _lmdbfile.records(fd, size):
+            if key[:1] == _PENDING and len(key) == _KEY.size:
+                pending.append(_decode(_SEQ.unpack_from(key, 1)[0], value))
+            elif key[:1] == _FAILED:
+                failed.append(_decode_failed(value))
+    except _ForeignFileError as exc:
+        return BufferFile(path, FileVerdict.FOREIGN, str(exc), file_bytes=size)
+    except (BufferCorruptError, _lmdbfile.DamagedFile, _lmdbfile.NotLmdb) as exc:
+        return BufferFile(path, FileVerdict.DAMAGED, str(exc), file_bytes=size)
+    return BufferFile(path, FileVerdict.OK, "", pending, failed, size)
+
+
+@contextlib.contextmanager
+def _shared_lock(path: str) -> Any:
+    """Hold ``PATH.lock`` shared while reading; yields None when free, else the holder's pid (0 when
+    unknown). A missing lock file means no client: it is not created."""
+    try:
+        lfd = os.open(path + ".lock", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(lfd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield _lock_holder(lfd)
+            return
+        yield None
+    finally:
+        os.close(lfd)  # releases our shared lock
+
+
+def _lock_holder(fd: int) -> int:
+    """The pid holding an flock on ``fd``'s file, from ``/proc/locks`` (0 when it cannot be told)."""
+    st = os.fstat(fd)
+    try:
+        with open("/proc/locks", encoding="ascii") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; blocked waiters are marked "->"
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            if int(inode) == st.st_ino and os.makedev(int(major, 16), int(minor, 16)) == st.st_dev:
+                return int(fields[4])
+        except ValueError:
+            continue
+    return 0

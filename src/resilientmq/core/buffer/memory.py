@@ -76,5 +76,23 @@ class MemoryBuffer(BoundedBuffer):
         self._failed.clear()
         return n
 
+    def _store_requeue(self, records: Sequence[FailedMessage]) -> list[Envelope]:
+        chosen = {id(r) for r in records}
+        self._failed = [r for r in self._failed if id(r) not in chosen]
+        out = []
+        for r in records:
+            e = r.envelope
+            moved = make_envelope(self._next_seq, e.id, e.destination, e.body, e.headers, e.created_at)
+            self._pending.add(moved.seq, moved)
+            out.append(moved)
+            self._next_seq += 1
+        return out
+
+    def _store_discard_failed(self, records: Sequence[FailedMessage]) -> int:
+        chosen = {id(r) for r in records}
+        before = len(self._failed)
+        self._failed = [r for r in self._failed if id(r) not in chosen]
+        return before - len(self._failed)
+
     def _store_close(self) -> None:
         """Nothing to release; the failed list stays readable after close."""
