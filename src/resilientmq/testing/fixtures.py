@@ -22,6 +22,15 @@ Fixtures:
     ``f"127.0.0.1:{proxy.port}"`` and every Kafka connection crosses the proxy.
 ``chaos_proxy`` (function)
     A factory ``make_proxy(host, port) -> ChaosProxy`` (started); every proxy is closed at teardown.
+``s3_store`` (session)
+    One :class:`S3Store` (moto) for the whole session (about 1.5 s to start). Tests share it: use a bucket of
+    their own (``s3_store.url(name)``; the fixtures below do), and do not kill it.
+``tansu_s3`` (function)
+    A :class:`TansuBroker` keeping its data in a bucket of its own in ``s3_store``: ``kill()`` and
+    ``restart()`` keep every record.
+``tansu_cluster`` (function)
+    A :class:`TansuCluster` of three brokers sharing a bucket of its own in ``s3_store``, each behind a
+    :class:`ChaosProxy`; bootstrap with ``cluster.bootstrap_servers``.
 
 A broker that cannot start (no Java, no ActiveMQ, no Tansu) makes the fixture fail with the reason: suites
 that need real brokers must not skip silently. Broker work directories live under pytest's ``tmp_path``, so
@@ -30,12 +39,14 @@ that need real brokers must not skip silently. Broker work directories live unde
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .brokers import ActiveMQBroker, ActiveMQMasterSlave, TansuBroker, free_port
+from .brokers import ActiveMQBroker, ActiveMQMasterSlave, S3Store, TansuBroker, TansuCluster, free_port
 from .chaos import ChaosProxy
 
 __all__ = [
@@ -44,9 +55,19 @@ __all__ = [
     "activemq_fresh",
     "activemq_master_slave",
     "chaos_proxy",
+    "s3_store",
     "tansu",
     "tansu_behind_proxy",
+    "tansu_cluster",
+    "tansu_s3",
 ]
+
+_BUCKETS = itertools.count(1)
+
+
+def _bucket(kind: str) -> str:
+    return f"{kind}-{os.getpid()}-{next(_BUCKETS)}"
+
 
 ProxyFactory = Callable[[str, int], ChaosProxy]
 
@@ -116,3 +137,24 @@ def tansu_behind_proxy(tmp_path: Path, chaos_proxy: ProxyFactory) -> Iterator[tu
         yield broker, proxy
     finally:
         broker.close()
+
+
+@pytest.fixture(scope="session")
+def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Store]:
+    """One local S3 store (moto) for the whole session; give each test a bucket of its own, never kill it."""
+    with S3Store(workdir=tmp_path_factory.mktemp("s3")) as store:
+        yield store
+
+
+@pytest.fixture
+def tansu_s3(tmp_path: Path, s3_store: S3Store) -> Iterator[TansuBroker]:
+    """A Tansu broker keeping its data in ``s3_store`` (a bucket of its own): it survives kill -9."""
+    with TansuBroker(workdir=tmp_path / "tansu", storage=s3_store.url(_bucket("tansu"))) as broker:
+        yield broker
+
+
+@pytest.fixture
+def tansu_cluster(tmp_path: Path, s3_store: S3Store) -> Iterator[TansuCluster]:
+    """Three Tansu brokers sharing one bucket of ``s3_store``, each behind a ChaosProxy."""
+    with TansuCluster(3, store=s3_store, bucket=_bucket("cluster"), workdir=tmp_path / "cluster") as cluster:
+        yield cluster
