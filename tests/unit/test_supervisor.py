@@ -21,7 +21,7 @@ from resilientmq import (
 )
 from resilientmq.core.buffer import Envelope
 from resilientmq.core.session import BatchResult, LossReporter
-from resilientmq.core.supervisor import Endpoints, Supervisor
+from resilientmq.core.supervisor import Endpoints, EventWaiter, Supervisor
 
 
 class ScriptedSession:
@@ -518,3 +518,35 @@ def test_session_is_the_live_one_and_closed_when_replaced() -> None:
     assert sup.session() is second  # ignored: it named epoch 1
     sup.close()
     assert sup.session() is None and conn.cancels >= 1
+
+
+def test_expedite_cuts_the_wait_before_the_next_attempt_short_once() -> None:
+    class SignallingWaiter(EventWaiter):
+        """The real waiter, telling the test each time the supervisor starts waiting."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.waiting = threading.Semaphore(0)
+
+        def wait(self, seconds: float) -> bool:
+            self.waiting.release()
+            return super().wait(seconds)
+
+    conn = ScriptedConnector()
+    waiter = SignallingWaiter()
+    sup: Supervisor[str, ScriptedSession] = Supervisor(
+        conn, Endpoints(["a"]), policy(initial_delay=30.0, max_delay=30.0, max_attempts=-1), waiter=waiter
+    )
+    sup.connect()
+    sup.expedite()  # nothing waits: a no-op
+    conn.failures = 2
+    sup.report_lost(None)
+    assert waiter.waiting.acquire(timeout=5)  # attempt 1 failed at once; attempt 2 waits 30 s
+    started = time.monotonic()
+    sup.expedite()
+    assert waiter.waiting.acquire(timeout=5)  # attempt 2 ran now and failed; attempt 3 waits again
+    assert time.monotonic() - started < 10
+    assert len(conn.opened) == 3 and sup.wait_connected(0.3) is None  # that wait was not cut short
+    sup.expedite()
+    assert sup.wait_connected(5) is not None and len(conn.opened) == 4
+    sup.close()

@@ -200,6 +200,8 @@ class Supervisor(Generic[E, S]):
         self._listeners: list[Any] = []
         self._thread: threading.Thread | None = None
         self._cycle_lock = threading.Lock()  # one reconnect cycle at a time, whichever thread runs it
+        self._backing_off = False  # a cycle waits between attempts
+        self._expedited = False
         self._events = EventDispatcher(name)
         # Told every listener event first, and of each failed attempt and the first connection: the
         # structured log (resilientmq.core.telemetry), delivered in order on the event thread.
@@ -408,6 +410,18 @@ class Supervisor(Generic[E, S]):
                 # Woken by every state change; the bound only re-checks the grace period and deadline.
                 self._changed.wait(0.1 if remaining is None else min(remaining, 0.1))
 
+    def expedite(self) -> None:
+        """Cut the current wait between reconnect attempts short: the next attempt runs now.
+
+        For an adapter whose client library reconnects by itself and shows that the broker answers again
+        (deliveries resume) before the policy's next attempt is due. A no-op when no attempt is waiting.
+        """
+        with self._lock:
+            if not self._backing_off or self._closed:
+                return
+            self._expedited = True
+        self._waiter.interrupt()
+
     def disconnect(self) -> None:
         """Stop reconnecting and drop the connection; ``connect()`` may be called again."""
         if not self._closed:
@@ -505,7 +519,14 @@ class Supervisor(Generic[E, S]):
             if not first:
                 self._emit("on_reconnecting", attempt, delay)
             if delay > 0:
+                with self._lock:
+                    self._backing_off = True
                 self._waiter.wait(delay)
+                with self._lock:
+                    self._backing_off = False
+                    if self._expedited and self._generation == generation:
+                        self._waiter.reset()  # only this wait was cut short, not every later one
+                    self._expedited = False
             for endpoint in self.endpoints.order(self._endpoint):
                 if self._generation != generation:
                     return False
