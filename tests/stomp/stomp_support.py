@@ -13,9 +13,21 @@ import stomp
 
 from resilientmq import ReconnectPolicy
 from resilientmq.stomp import MESSAGE_ID_HEADER, ResilientActiveMQConnection
+from resilientmq.stomp.ledger import LEDGER_PREFIX
 from resilientmq.testing import ChaosProxy, wait_until
 
-__all__ = ["FAST", "RABBIT_ADDRESS", "BrokerTarget", "Collector", "consume_all", "tally", "wait_until"]
+__all__ = [
+    "FAST",
+    "RABBIT_ADDRESS",
+    "BrokerTarget",
+    "Collector",
+    "Tally",
+    "browse",
+    "consume_all",
+    "ledger_of",
+    "tally",
+    "wait_until",
+]
 
 RABBIT_ADDRESS = ("127.0.0.1", 61613)
 
@@ -133,3 +145,33 @@ def tally(expected: list[str], received: list[str]) -> Tally:
         duplicates=len(received) - len(unique),
         order_ok=order == sorted(order),
     )
+
+
+def browse(target: BrokerTarget, destination: str, timeout: float = 10.0) -> list[Any]:
+    """The messages an ActiveMQ queue holds now, read with a queue browser (``browser:true``): nothing is
+    consumed. Raises TimeoutError if the browse does not end."""
+    ended = threading.Event()
+    frames: list[Any] = []
+
+    class Browser(stomp.ConnectionListener):  # type: ignore[misc]
+        def on_message(self, frame: Any) -> None:
+            if frame.headers.get("browser") == "end":
+                ended.set()
+            else:
+                frames.append(frame)
+
+    conn = stomp.Connection([target.address])
+    conn.set_listener("browser", Browser())
+    target.connect(conn)
+    try:
+        conn.subscribe(destination, id="browse", ack="auto", headers={"browser": "true"})
+        if not ended.wait(timeout):
+            raise TimeoutError(f"browsing {destination} did not end")
+    finally:
+        conn.disconnect()
+    return frames
+
+
+def ledger_of(conn: ResilientActiveMQConnection) -> str:
+    """The ledger queue of ``conn`` (named by its outbox identity)."""
+    return LEDGER_PREFIX + conn._rmq.buffer.identity

@@ -6,12 +6,14 @@ How it works, in one paragraph: ``send()`` puts the message in the outbox (memor
 COMMIT carries a receipt, several batches in flight at once — and forgets a message only when its receipt
 arrives. The supervisor opens a session per connection (fresh stomp.py transports), reconnecting by the
 policy and failing over across ``host_and_ports``; a session replays the CONNECT (same credentials and
-headers) and every recorded subscription before the sender re-sends what was not confirmed. Heart-beats
-are on by default so a silent partition is noticed. Code written for ``stomp.Connection`` keeps working.
+headers) and every recorded subscription before the sender re-sends what was not confirmed — on ActiveMQ
+only what its ledger does not show committed. Heart-beats are on by default so a silent partition is
+noticed. Code written for ``stomp.Connection`` keeps working.
 
 The package: this facade (the drop-in API only), ``session`` (one connection's life), ``registry`` (what the
 user set up, replayed on every connection), ``link`` (one transport's receipts), ``sender`` (batches),
-``errors`` (the one error table), ``listeners``, ``frames``, ``validate``.
+``ledger`` (what a reconnect learns from ActiveMQ), ``errors`` (the one error table), ``listeners``,
+``frames``, ``validate``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from resilientmq.core.supervisor import ConnectionState, Endpoints, tcp_probe
 
 from .errors import StompAuthenticationError, StompConnectFailedError
 from .frames import MESSAGE_ID_HEADER
+from .ledger import LedgerBook
 from .link import Deliveries
 from .listeners import DeduplicatingListener, TellUserListeners
 from .registry import ClientRegistry, ConnectArgs, Subscription
@@ -83,7 +86,11 @@ class ResilientActiveMQConnection(ResilientClientMixin, stomp.Connection):  # ty
     on ActiveMQ, a receipt per message elsewhere; or 'transaction' / 'receipt'); ``send_connections`` (2:
     with transactions, batches take turns on this many connections to the same broker, so it stores one
     batch while committing another; commits stay chained, so order is kept; extra connections only send
-    and carry no client-id); ``max_batch``, ``max_in_flight``; ``name`` (of threads and log lines).
+    and never carry your client-id); ``ledger`` (True: on ActiveMQ every transaction also records its
+    batch on this client's ledger queue, so after a reconnect what the broker had committed is not sent
+    again; with it, batches go on ``send_connections`` sending-only links beside the main one, each with a
+    client-id of its own; False turns it off); ``max_batch``, ``max_in_flight``; ``name`` (of threads and
+    log lines).
     """
 
     def __init__(
@@ -116,6 +123,7 @@ class ResilientActiveMQConnection(ResilientClientMixin, stomp.Connection):  # ty
         max_frame_bytes: int | None = None,
         confirm_mode: str = "auto",
         send_connections: int = 2,
+        ledger: bool = True,
         max_batch: int = 1000,
         max_in_flight: int = 4,
         name: str = "stomp",
@@ -175,6 +183,9 @@ class ResilientActiveMQConnection(ResilientClientMixin, stomp.Connection):  # ty
             confirm_timeout=receipt_timeout,
         )
         self._rmq.supervisor.add_listener(TellUserListeners(self._rmq_registry.call_listeners))
+        self._rmq_ledger = LedgerBook(self._rmq.buffer, name) if ledger else None
+        if self._rmq_ledger is not None:
+            self._rmq_connector.keep_ledger(self._rmq_ledger)
 
     # stomp.py reads and writes ``self.transport``: its placeholder until the first connection is up, then
     # the live (or last live) connection's transport, a new one on every reconnection.
@@ -426,6 +437,7 @@ class ResilientActiveMQConnection(ResilientClientMixin, stomp.Connection):  # ty
     def stats(self) -> dict[str, int]:
         out = super().stats()
         out.update(self._rmq_registry.counts())
+        out["ledger_refused"] = self._rmq_ledger.refusals if self._rmq_ledger is not None else 0
         return out
 
     # -- internals ----------------------------------------------------------------------------------

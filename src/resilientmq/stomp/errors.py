@@ -26,6 +26,7 @@ from resilientmq.core.errors import (
 
 __all__ = [
     "ERROR_TABLE",
+    "ClientIdInUseError",
     "StompAuthenticationError",
     "StompConnectFailedError",
     "classify_error_frame",
@@ -40,6 +41,11 @@ class StompConnectFailedError(ReconnectFailedError, stomp.exception.ConnectFaile
 
 class StompAuthenticationError(AuthenticationError, stomp.exception.ConnectFailedException):  # type: ignore[misc]
     """The broker refused the credentials: an :class:`AuthenticationError` and a ConnectFailedException."""
+
+
+class ClientIdInUseError(ConnectionLostError):
+    """The broker still holds an earlier connection with this client-id (ActiveMQ frees it only once it has
+    finished with that connection: the command it was running, then a rollback of its open transactions)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ _DESTINATION = (
 )
 
 ERROR_TABLE: tuple[_Row, ...] = (
+    _Row(("already connected",), ClientIdInUseError, "the client-id is still in use", connecting=True),
     _Row(_TRANSIENT, ConnectionLostError, "broker error (transient)"),
     # During CONNECT a refused name or destination means the credentials: retrying cannot help.
     _Row(_AUTH + _DESTINATION, AuthenticationError, "the broker refused the connection", connecting=True),

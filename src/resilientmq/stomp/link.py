@@ -13,7 +13,7 @@ from typing import Any
 from resilientmq.core.errors import ConnectionLostError, ResilientMQError
 from resilientmq.core.session import BatchRejectedError, BatchResult
 
-from .errors import classify_error_frame, describe_frame
+from .errors import classify_error_frame, describe_frame, stomp_errors
 
 __all__ = ["LINK_LISTENER_NAME", "OWN_RECEIPT_PREFIX", "Deliveries", "Link"]
 
@@ -60,6 +60,8 @@ class _Pending:
     future: Future[BatchResult]
     seq_of: dict[str, int | None]  # receipt -> the message it confirms; None: the whole frame or batch
     remaining: set[str]
+    aside: str | None = None  # the receipt of a frame the adapter added beside the batch (see expect)
+    on_aside: Callable[[ResilientMQError], None] | None = None
     failed: dict[int, BaseException] = field(default_factory=dict)
     retry: dict[int, BaseException] = field(default_factory=dict)
     confirmed_any: bool = False
@@ -69,6 +71,10 @@ class _Pending:
         if self.remaining or self.future.done():
             return None
         return BatchResult(failed=dict(self.failed), retry=dict(self.retry))
+
+    def whole_unanswered(self) -> bool:
+        """A receipt for the whole batch (a COMMIT) is still owed: until it comes, nothing is confirmed."""
+        return any(self.seq_of[r] is None for r in self.remaining)
 
 
 # What to do once the lock is released: resolve a future (callbacks may re-enter the adapter).
@@ -104,6 +110,8 @@ class Link:
         self.dead = False
         self.closing = False  # we are closing it: not news for the supervisor
         self.subscriptions_ready = False  # restored subscriptions are in place; new ones go out at once
+        # MESSAGE frames go here instead when set (a sending-only link that reads the ledger).
+        self.messages: Callable[[Any], None] | None = None
         self._unattributed: ResilientMQError | None = None  # an ERROR without receipt-id
         self._suspect: str | None = None  # the receipt that ERROR most likely belongs to
         self._suspect_alone = False  # nothing else was awaited then: the blame is certain
@@ -117,15 +125,36 @@ class Link:
         self._settled.wait(timeout)
         return self.connected and not self.dead
 
-    def expect(self, seq_of: dict[str, int | None]) -> Future[BatchResult]:
-        """A future resolved once every receipt in ``seq_of`` answered (or settled when the link ends)."""
-        pending = _Pending(Future(), dict(seq_of), set(seq_of))
+    def expect(
+        self,
+        seq_of: dict[str, int | None],
+        aside: str | None = None,
+        on_aside: Callable[[ResilientMQError], None] | None = None,
+    ) -> Future[BatchResult]:
+        """A future resolved once every receipt in ``seq_of`` answered (or settled when the link ends).
+
+        ``aside`` (one of the receipts, mapped to None) names a frame the adapter added beside the batch (a
+        ledger entry): an ERROR for it goes to ``on_aside`` and counts as its answer, since ActiveMQ keeps a
+        transaction whole when a SEND with a receipt is refused; the batch's own receipts still decide.
+        """
+        pending = _Pending(Future(), dict(seq_of), set(seq_of), aside, on_aside)
         with self._lock:
             if self.dead:
                 raise ConnectionLostError(f"the connection to {self.endpoint} is closed")
             for receipt in seq_of:
                 self._by_receipt[receipt] = pending
         return pending.future
+
+    def write(self, frames: list[bytes]) -> None:
+        """Write encoded frames in one go (stomp.py's send is thread-safe); ConnectionLostError if the
+        connection is gone."""
+        transport = self.transport
+        with stomp_errors("sending"):
+            if transport.blocking:
+                transport.send(b"".join(frames))
+            else:  # TLS: stomp.py's io thread owns the socket
+                for frame in frames:
+                    transport.send_queue.put(frame)
 
     def error_before(self, receipt: str) -> ResilientMQError | None:
         """The unattributed ERROR that arrived while ``receipt`` was the only one awaited, if any."""
@@ -145,6 +174,10 @@ class Link:
         self._settled.set()
 
     def on_message(self, frame: Any) -> None:
+        handler = self.messages
+        if handler is not None:
+            handler(frame)
+            return
         message_id = frame.headers.get("message-id")
         if message_id is not None:
             self._deliveries.delivered(message_id, self.epoch)
@@ -172,6 +205,7 @@ class Link:
         error = classify_error_frame(frame, connecting=False)
         receipt = frame.headers.get("receipt-id")
         actions: list[_Action] = []
+        aside: Callable[[ResilientMQError], None] | None = None
         with self._lock:
             if receipt is None:
                 # Frames are answered in order, so an ERROR without receipt-id most likely concerns the
@@ -188,8 +222,16 @@ class Link:
                 if self._unattributed is not None and receipt == self._suspect:
                     error, self._unattributed, self._suspect = self._unattributed, None, None
                 pending = self._by_receipt.pop(receipt, None)
-                if pending is not None:
+                if pending is not None and receipt == pending.aside:
+                    pending.remaining.discard(receipt)
+                    aside = pending.on_aside
+                    outcome = pending.outcome()
+                    if outcome is not None:
+                        actions.append((pending.future, outcome))
+                elif pending is not None:
                     actions.extend(self._refused(pending, receipt, frame, error))
+        if aside is not None:
+            aside(error)
         _run(actions)
         if receipt is None:
             log.warning("STOMP ERROR from %s: %s", self.endpoint, describe_frame(frame))
@@ -231,6 +273,8 @@ class Link:
                 assert unattributed is not None
                 rejected = BatchRejectedError(str(unattributed), unattributed, exact=alone)
                 actions.append((pending.future, rejected))
+            elif pending.whole_unanswered():
+                actions.append((pending.future, reason))  # a COMMIT whose fate nobody told us
             elif pending.confirmed_any or pending.failed or pending.retry:
                 # Keep what was answered; only the unanswered messages go again.
                 retry = dict(pending.retry)

@@ -15,7 +15,8 @@ import logging
 import socket
 import struct
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -28,7 +29,8 @@ from resilientmq.core.buffer import Envelope
 from resilientmq.core.errors import ConnectionLostError
 from resilientmq.core.session import BatchRejectedError, BatchResult, LossReporter
 
-from .errors import stomp_errors
+from .errors import ClientIdInUseError, stomp_errors
+from .ledger import LedgerBook, SessionLedger
 from .link import LINK_LISTENER_NAME, OWN_RECEIPT_PREFIX, Deliveries, Link
 from .registry import ClientRegistry, ConnectArgs, Subscription
 from .sender import StompSender
@@ -86,6 +88,7 @@ class StompConnector:
         self._options = options
         self._registry = registry
         self._deliveries = deliveries
+        self._ledger: LedgerBook | None = None
         self._lock = threading.Lock()
         self._opening: StompSession | None = None
         self._current: StompSession | None = None
@@ -96,11 +99,18 @@ class StompConnector:
         ``subscriptions_ready``)."""
         return self._current
 
+    def keep_ledger(self, book: LedgerBook) -> None:
+        """Record every transaction on ``book``'s ledger where the broker allows (ActiveMQ); before the
+        first ``open()``."""
+        self._ledger = book
+
     def open(self, endpoint: HostAndPort, epoch: int, lost: LossReporter) -> StompSession:
         args = self._registry.connect_args
         if args is None:
             raise ConnectionLostError("connect() was not called")
-        session = StompSession(endpoint, epoch, lost, self._options, self._registry, self._deliveries)
+        session = StompSession(
+            endpoint, epoch, lost, self._options, self._registry, self._deliveries, self._ledger
+        )
         with self._lock:
             self._opening = self._current = session
         try:
@@ -120,7 +130,11 @@ class StompConnector:
 
 class StompSession:
     """One connection: the main link (subscriptions, acks, the user's own frames) and, with transactions,
-    the sending-only links of ``send_connections``; each on a stomp.py transport of its own."""
+    the sending-only links of ``send_connections``; each on a stomp.py transport of its own.
+
+    With a ledger (ActiveMQ), batches go on ``send_connections`` sending-only links of their own, each with
+    a client-id from the outbox identity, and the first of them also reads the ledger; the main link is
+    then exactly the user's connection."""
 
     def __init__(
         self,
@@ -130,6 +144,7 @@ class StompSession:
         options: StompOptions,
         registry: ClientRegistry,
         deliveries: Deliveries,
+        book: LedgerBook | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._epoch = epoch
@@ -137,9 +152,12 @@ class StompSession:
         self._options = options
         self._registry = registry
         self._deliveries = deliveries
+        self._book = book
+        self._ledger: SessionLedger | None = None
         self._lock = threading.Lock()
         self._links: list[Link] = []  # the main one first
         self._closed = False
+        self._closing = threading.Event()  # wakes a wait for the broker to free a client-id
         self._receipts = itertools.count(1)
         self._sender: StompSender | None = None
         self.frames: Any = None  # stomp.py's writer on the main transport (a Protocol11)
@@ -182,11 +200,21 @@ class StompSession:
             self._wait_connected(link, f"within {options.connect_timeout:g} s")
             self._restore_subscriptions(link)
             chained = options.uses_transactions(link.server)
-            if chained:
+            book = self._book if chained and link.server.startswith("ActiveMQ/") else None
+            if book is not None and book.usable:
+                for index in range(options.send_connections):
+                    self._open_fenced_link(args, book, index)
+                ledger = SessionLedger(book, self._links[1], options.connect_timeout)
+                self._ledger = ledger if ledger.start() else None
+            elif chained:
                 for _ in range(options.send_connections - 1):
                     self._open_sender_link(args)
             self._sender = StompSender(
-                self._links, self._epoch, chained=chained, tell_listeners=self._registry.tell_listeners
+                self._links,
+                self._epoch,
+                chained=chained,
+                tell_listeners=self._registry.tell_listeners,
+                ledger=self._ledger,
             )
             self._registry.connected(link.transport)
         except BaseException:
@@ -228,17 +256,47 @@ class StompSession:
                 f"no CONNECTED frame from {_name(self.endpoint)} {detail}"
             )
 
-    def _open_sender_link(self, args: ConnectArgs) -> None:
+    def _open_sender_link(self, args: ConnectArgs, client_id: str | None = None) -> None:
         """One more connection that only sends (see ``send_connections``): the broker then works on one
-        batch's SENDs while committing another, on two of its threads. It carries no subscriptions and no
-        client-id (a client-id may be used by one connection only)."""
+        batch's SENDs while committing another, on two of its threads. It carries no subscriptions and not
+        the user's client-id (a client-id may be used by one connection only); ``client_id``, if given."""
         link, frames = self._new_link()
         headers = {**args.headers, **args.keyword_headers}
         headers.pop("client-id", None)
-        with stomp_errors(f"connecting a sending connection to {_name(self.endpoint)}"):
-            self._start(link.transport)
-            frames.connect(args.username, args.passcode, False, headers, args.with_connect_command)
-        self._wait_connected(link, "for a sending connection")
+        if client_id is not None:
+            headers["client-id"] = client_id
+        try:
+            with stomp_errors(f"connecting a sending connection to {_name(self.endpoint)}"):
+                self._start(link.transport)
+                frames.connect(args.username, args.passcode, False, headers, args.with_connect_command)
+            self._wait_connected(link, "for a sending connection")
+        except ClientIdInUseError:
+            with self._lock:
+                if link in self._links:
+                    self._links.remove(link)
+            self._close_link(link)
+            raise
+
+    def _open_fenced_link(self, args: ConnectArgs, book: LedgerBook, index: int) -> None:
+        """A sending link under its client-id from ``book``. While the broker still holds the previous
+        connection's (it is finishing what that one was doing), wait, bounded by ``connect_timeout``; past
+        that, go on under a new client-id."""
+        deadline = time.monotonic() + self._options.connect_timeout
+        pause = 0.01
+        while True:
+            try:
+                self._open_sender_link(args, book.client_id(index))
+                return
+            except ClientIdInUseError:
+                if time.monotonic() + pause > deadline:
+                    book.abandon_client_id(index)
+                    self._open_sender_link(args, book.client_id(index))
+                    return
+            if self._closing.wait(pause):
+                raise ConnectionLostError(
+                    f"the connection to {_name(self.endpoint)} was dropped while opening"
+                )
+            pause = min(pause * 2, 0.2)
 
     def _restore_subscriptions(self, link: Link) -> None:
         """Replay subscriptions one at a time, each with a receipt, so one the broker refuses is known
@@ -292,7 +350,20 @@ class StompSession:
                 f"no receipt for the SUBSCRIBE to {sub.destination} within {timeout:g} s"
             ) from None
 
-    # -- used by the facade -------------------------------------------------------------------------
+    # -- used by the outbox and the facade ----------------------------------------------------------
+    def delivered(self, seqs: Sequence[int]) -> Collection[int]:
+        """Of these unconfirmed messages, those the ledger shows committed (``RecoveringSession``): the
+        outbox confirms them without sending them again; their users' receipts are answered here."""
+        ledger = self._ledger
+        if ledger is None or not ledger.active or self._closed:
+            return ()
+        known = ledger.delivered(seqs)
+        for envelope in ledger.book.envelopes(known):
+            receipt = envelope.headers.get("receipt")
+            if receipt is not None:
+                self._registry.answer_receipt(str(receipt))
+        return known
+
     def transmit(self, batch: Sequence[Envelope]) -> Future[BatchResult]:
         sender = self._sender
         if sender is None or self._closed:
@@ -353,6 +424,9 @@ class StompSession:
         link = self._main()
         if link is None or link.dead:
             return
+        ledger = self._ledger
+        if ledger is not None and wait:
+            ledger.drain(self._options.connect_timeout)  # a clean exit leaves an empty ledger
         link.closing = True  # the broker closes after the receipt: that is not an outage
         rid = receipt or stomp.utils.get_uuid()  # stomp.py's own choice, shown to listeners as stomp.py does
         try:
@@ -369,6 +443,7 @@ class StompSession:
         with self._lock:
             self._closed = True
             links = list(self._links)
+        self._closing.set()
         for link in links:
             self._close_link(link)
 
