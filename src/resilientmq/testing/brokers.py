@@ -220,7 +220,7 @@ class _BrokerProcess(_StartedWhileInside):
 
     def start(self: _B) -> _B:
         """Start the broker and wait until its port accepts connections."""
-        self._spawn()
+        self.launch()
         self._wait_ready(self._ready_port())
         return self
 
@@ -277,9 +277,9 @@ class _BrokerProcess(_StartedWhileInside):
                 return
             proc = self._proc
             if proc is None or proc.poll() is not None:
-                raise BrokerStartError(self._describe(f"exited while waiting for log text {text!r}"))
+                raise BrokerStartError(self.describe(f"exited while waiting for log text {text!r}"))
             if time.monotonic() >= deadline:
-                raise BrokerStartError(self._describe(f"log text {text!r} not seen within {timeout:.1f}s"))
+                raise BrokerStartError(self.describe(f"log text {text!r} not seen within {timeout:.1f}s"))
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(_POLL)
 
@@ -288,7 +288,9 @@ class _BrokerProcess(_StartedWhileInside):
         return f"<{type(self).__name__} {state} workdir={str(self._workdir)!r}>"
 
     # -- internals ---------------------------------------------------------------------------------------
-    def _spawn(self) -> None:
+    def launch(self) -> None:
+        """Start the process without waiting for its port (a slave of a shared store opens it only when it
+        takes over); ``start()`` is ``launch()`` and the wait."""
         if self.is_running():
             raise RuntimeError(f"{self!r} is already running")
         self._prepare()
@@ -321,17 +323,17 @@ class _BrokerProcess(_StartedWhileInside):
         while not _port_open(LOOPBACK, port, timeout=0.2):
             if proc.poll() is not None:
                 self._forget()
-                raise BrokerStartError(self._describe(f"exited with code {proc.returncode} during start"))
+                raise BrokerStartError(self.describe(f"exited with code {proc.returncode} during start"))
             if time.monotonic() >= deadline:
                 self.kill()
                 raise BrokerStartError(
-                    self._describe(f"did not open port {port} within {self.start_timeout:.1f}s")
+                    self.describe(f"did not open port {port} within {self.start_timeout:.1f}s")
                 )
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(_POLL)  # doubles as the poll interval and notices an early exit at once
         if proc.poll() is not None:  # the port answered, but it is somebody else's
             self._forget()
-            raise BrokerStartError(self._describe(f"exited with code {proc.returncode} during start"))
+            raise BrokerStartError(self.describe(f"exited with code {proc.returncode} during start"))
 
     def _current_log(self) -> str:
         try:
@@ -341,7 +343,8 @@ class _BrokerProcess(_StartedWhileInside):
         except OSError:
             return ""
 
-    def _describe(self, what: str) -> str:
+    def describe(self, what: str) -> str:
+        """A broker problem ``what``, with the log lines that say what went wrong and the log's tail."""
         # A Java stack trace fills any tail with "at ..." frames: lift the lines that say what went wrong.
         recent = [_ANSI.sub("", line) for line in self._current_log().splitlines()[-300:]]
         key = [line for line in recent if _PROBLEM.search(line) and not line.startswith(("\t", " "))]
@@ -714,7 +717,7 @@ class ActiveMQMasterSlave(_StartedWhileInside):
                     self._master = broker
                     return broker
             if time.monotonic() >= deadline:
-                tails = "\n".join(b._describe("did not take over") for b in running)
+                tails = "\n".join(b.describe("did not take over") for b in running)
                 raise BrokerStartError(f"no failover within {timeout:.1f}s:\n{tails}")
             pause.wait(_POLL)
 
@@ -740,7 +743,7 @@ class ActiveMQMasterSlave(_StartedWhileInside):
             shutil.rmtree(self._workdir, ignore_errors=True)
 
     def _start_as_slave(self, broker: ActiveMQBroker) -> None:
-        broker._spawn()
+        broker.launch()
         try:
             broker.wait_for_log(_SLAVE_WAITING, timeout=broker.start_timeout)
         except BrokerStartError:
