@@ -25,15 +25,11 @@ FAST_KAFKA: dict[str, Any] = {
     "delivery_timeout_ms": 2500,
     "request_timeout_ms": 1000,
     "reconnect_backoff_max_ms": 500,
-    "max_block_ms": 2000,
 }
 
 
 class TestTansu(ClientContract):
     unknown_kwarg_error = ValueError  # KafkaProducer's own answer to an unknown config; kept for drop-in
-    # close() first waits for the sender inside kafka-python's send(), which waits up to max_block_ms for
-    # the metadata of a topic it has not seen yet (a new topic during an outage).
-    close_grace = ClientContract.close_grace + FAST_KAFKA["max_block_ms"] / 1000
 
     tansu: TansuBroker
     proxy: ChaosProxy

@@ -25,6 +25,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka_support import (
     FAST_KAFKA,
+    FAST_RECONNECT,
     SHORT_DELIVERY,
     AnswerDropper,
     KafkaBed,
@@ -34,7 +35,7 @@ from kafka_support import (
     read_topic,
 )
 
-from resilientmq import ConnectionState, ReconnectAwareKafkaProducer
+from resilientmq import ClientClosedError, ConnectionState, ReconnectAwareKafkaProducer
 from resilientmq.testing import TansuBroker, free_port, wait_until
 
 HERE = Path(__file__).parent
@@ -332,6 +333,67 @@ def test_one_producer_rides_out_a_fault_and_writes_every_record_once(
         assert stats["reconnects"] >= 1 and producer.connection_state is ConnectionState.CONNECTED
 
 
+@pytest.mark.parametrize("backoff", [{}, {"reconnect_backoff_max_ms": 30000}], ids=["default", "30s-given"])
+def test_after_a_short_refusal_it_is_connected_and_delivering_again_within_the_policys_pace(
+    bed: KafkaBed, topic: str, chaos_report: Callable[..., None], backoff: dict[str, int]
+) -> None:
+    """kafka-python's reconnect and metadata settings at their defaults and only our policy (0.5 s); request
+    and delivery timeouts short, as the demo has them, so that a refusal of about 2 s is an outage to the
+    client at all (with kafka-python's 30 s request timeout it passes unnoticed: kafka-python reconnects
+    within about a second by itself). Was about 32 s: kafka-python's backoff (up to 30 s) kept it away until
+    the delivery timeout retired the producer during the probe, which then waited out request_timeout_ms +
+    reconnect_backoff_max_ms + 1 s. Now the backoff follows the policy, and with a 30 s backoff given, the
+    probe ends when its producer is retired and the same attempt builds a new one."""
+    producer = ReconnectAwareKafkaProducer(
+        bootstrap_servers=bed.servers, request_timeout_ms=1000, **SHORT_DELIVERY, **FAST_RECONNECT, **backoff
+    )
+    try:
+        n = 600
+        pacer = Pacer(lambda i: producer.send(topic, _value(i), key=b"k%d" % (i % 8)), n, 0.005).start()
+        wait_until(lambda: producer.stats()["confirmed"] >= 100, 30, what="records flowing")
+        bed.proxy.down()
+        down = time.monotonic()
+        wait_until(lambda: producer.connection_state is ConnectionState.RECONNECTING, 10, what="the loss")
+        at(down, 2.0)  # the refusal lasts 2 s, or until the loss was noticed
+        bed.proxy.up()
+        up = time.monotonic()
+        after = producer.send(topic, b"after", key=b"k0")
+        wait_until(lambda: producer.connection_state is ConnectionState.CONNECTED, 60, what="CONNECTED")
+        connected = time.monotonic() - up
+        after.get(timeout=60)
+        delivering = time.monotonic() - up
+        pacer.join(60)
+        assert producer.flush(timeout=30) is True
+    finally:
+        producer.close(timeout=0)
+    chaos_report(refused=f"{up - down:.1f}s", connected_after=f"{connected:.1f}s",
+                 delivering_after=f"{delivering:.1f}s")  # fmt: skip
+    assert connected < 10 and delivering < 10
+    tally = read_topic(bed, topic, [_value(i) for i in range(n)] + [b"after"])
+    assert tally.lost == []
+
+
+def test_close_during_an_outage_does_not_wait_for_a_new_topics_metadata(
+    bed: KafkaBed, make_producer: ProducerFactory, topic: str
+) -> None:
+    """kafka-python's send() waits up to max_block_ms (here its 60 s default) for a new topic's metadata. The
+    one sender thread must not wait there: the outage is noticed by the unanswered batch (request_timeout_ms
+    + 1 s), records for known topics go on being handed over, and close() takes drain_timeout."""
+    producer = make_producer(max_block_ms=60000, drain_timeout=0)
+    producer.send(topic, b"known", partition=0).get(timeout=20)
+    bed.proxy.down()
+    new_topic = f"{topic}-new"
+    new = [producer.send(new_topic, b"new-%d" % i, partition=0) for i in range(50)]
+    known = producer.send(topic, b"known-too", partition=0)
+    wait_until(lambda: producer.connection_state is ConnectionState.RECONNECTING, 10, what="the loss")
+    assert producer.stats()["sent"] == 52  # the record for the known topic was handed over too
+
+    started = time.monotonic()
+    assert producer.close() is False  # 51 records left, lost with the memory buffer
+    assert time.monotonic() - started < 2.0
+    assert all(isinstance(f.exception, ClientClosedError) for f in [*new, known])
+
+
 @pytest.fixture
 def dropper(tmp_path: Path) -> Iterator[tuple[TansuBroker, AnswerDropper]]:
     """tansu advertising an AnswerDropper: every connection crosses it."""
@@ -391,6 +453,12 @@ def test_ours_writes_a_batch_whose_answer_was_lost_once(
     assert all(f.succeeded() for f in futures) and stats["resent"] == 0
     tally = read_topic(broker, topic, [b"%d" % i for i in range(100)])
     assert tally.lost == [] and tally.duplicates == 0
+    # tansu answers the copy without an offset (-1): the records of the batch whose answer was lost (as many
+    # as kafka-python had put in it) were looked up in the partition, found there, and every future
+    # resolved with the record's real offset.
+    assert stats["verified"] >= 1 and stats["verified_missing"] == 0
+    offsets = {r.value: r.offset for r in tally.records}
+    assert [f.get(timeout=1).offset for f in futures] == [offsets[b"%d" % i] for i in range(100)]
 
 
 def test_a_delivery_timeout_you_set_keeps_its_meaning_and_nothing_is_lost(

@@ -22,7 +22,7 @@ from kafka.protocol.broker_version_data import BROKER_API_VERSIONS
 from kafka.serializer import SerializeWrapper
 from kafka_support import FAST_KAFKA, FAST_RECONNECT, KafkaBed, ProducerFactory
 
-from resilientmq import ConnectionState, ReconnectAwareKafkaProducer, ReconnectFailedError
+from resilientmq import ConnectionState, ReconnectAwareKafkaProducer, ReconnectFailedError, ReconnectPolicy
 from resilientmq.testing import wait_until
 
 # What config["api_version"] reads with api_version=None before a broker told its own: the newest version
@@ -144,6 +144,28 @@ def test_config_is_kafka_producers_resolved_config_from_construction_on(
     wait_until(lambda: producer.connection_state is ConnectionState.CONNECTED, 20, what="the connection")
     assert producer.config is config  # the same dict, brought up to date
     assert _comparable(config) == _comparable(expected)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"reconnect_interval_seconds": 0.5}, 500),  # the policy's longest wait
+        ({}, 30000),  # the default policy waits up to 60 s: kafka-python's own 30 s stays
+        ({"reconnect_policy": ReconnectPolicy(initial_delay=0.01, max_delay=0.02)}, 50),  # not below the base
+        ({"reconnect_interval_seconds": 0.5, "reconnect_backoff_max_ms": 7000}, 7000),  # given: kept
+    ],
+    ids=["policy", "kafka-python's", "base", "given"],
+)
+def test_kafka_pythons_reconnect_backoff_is_capped_by_the_reconnect_policy_unless_given(
+    bed: KafkaBed, kwargs: dict[str, Any], expected: int
+) -> None:
+    """So that kafka-python reconnects at least as often as the policy probes whether it has."""
+    producer = ReconnectAwareKafkaProducer(bootstrap_servers=bed.servers, **kwargs)
+    try:
+        assert producer.config["reconnect_backoff_max_ms"] == expected
+        assert producer.config["reconnect_backoff_ms"] == KafkaProducer.DEFAULT_CONFIG["reconnect_backoff_ms"]
+    finally:
+        producer.close(timeout=0)
 
 
 def test_a_plain_serializer_is_wrapped_with_kafka_pythons_deprecation_warning(

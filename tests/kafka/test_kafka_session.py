@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer, TopicPartition
+from kafka.future import Future as KafkaFuture
 from kafka.net.compat import KafkaNetClient
 from kafka.producer.future import RecordMetadata
 from kafka_support import FAST_KAFKA, AnswerDropper, KafkaBed, read_topic
 
 from resilientmq import ConnectionLostError, ResilientMQError
 from resilientmq.core.buffer import Envelope
+from resilientmq.kafka import producer as producer_module
 from resilientmq.kafka.records import RecordFuture
 from resilientmq.kafka.session import KafkaConnector, KafkaSession
 from resilientmq.testing import TansuBroker, free_port
@@ -198,6 +201,45 @@ def test_cancel_ends_a_probe_in_progress_at_once(
     assert isinstance(error, ResilientMQError) and "cancelled while connecting" in str(error)
 
 
+def test_a_probe_ends_when_its_producer_is_retired_and_the_same_attempt_builds_a_new_one(
+    bed: KafkaBed, connectors: list[KafkaConnector]
+) -> None:
+    """A retired producer answers no probe (or fails it): the probe ends at once and the same attempt builds
+    a new producer. (Waiting out the probe's timeout there, request_timeout_ms + reconnect_backoff_max_ms +
+    1 s, made a 2 s refusal a 32 s outage: test_after_a_short_refusal_... in test_kafka_chaos.py.)"""
+    told: list[Any] = []
+    connector = KafkaConnector(
+        "session",
+        dict(bootstrap_servers=bed.servers, **FAST_KAFKA),
+        {},
+        probe_timeout=60,
+        on_build=told.append,
+    )
+    connectors.append(connector)
+    first = connector.open((bed.servers,), 1, lambda _error: None)
+    bed.proxy.blackhole()  # no probe is answered
+    outcome: list[Any] = []
+
+    def open_session() -> None:
+        try:
+            outcome.append(connector.open((bed.servers,), 2, lambda _error: None))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    opener = threading.Thread(target=open_session)
+    opener.start()
+    opener.join(0.5)
+    assert opener.is_alive(), "the probe should wait for an answer"
+    first.fence(ConnectionLostError("retired by the test"))  # as a delivery timeout would, mid-probe
+    bed.proxy.heal()  # the new producer bootstraps once the broker answers
+    started = time.monotonic()
+    opener.join(20)
+    assert not opener.is_alive() and time.monotonic() - started < 10
+    (second,) = outcome
+    assert isinstance(second, KafkaSession) and second.epoch == 2
+    assert len(told) == 2 and second.producer is told[1]
+
+
 @pytest.fixture
 def dropper(tmp_path: Path) -> Iterator[tuple[TansuBroker, AnswerDropper]]:
     port = free_port()
@@ -243,3 +285,51 @@ def test_a_producer_that_answers_probes_but_settles_nothing_is_retired_after_thr
     assert len(told) == 2 and fresh.producer is told[1] and not fresh.carries(3)
     result = pending.result(timeout=10)  # the retired producer failed what it held: sent again by the new one
     assert len(result.retry) == 3
+
+
+class _ClaimsDuplicates(KafkaProducer):  # type: ignore[misc]
+    """kafka-python's producer, with the broker's answer for chosen values replaced by what tansu's S3 engine
+    can give after a kill: DUPLICATE_SEQUENCE_NUMBER, which kafka-python reports as offset -1. A value in
+    ``written`` is really written first (a true duplicate answer); one in ``phantom`` never is."""
+
+    written: frozenset[bytes] = frozenset()
+    phantom: frozenset[bytes] = frozenset()
+
+    def send(self, topic: str, value: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if value not in self.written | self.phantom:
+            return super().send(topic, value, *args, **kwargs)
+        if value in self.written:
+            metadata = super().send(topic, value, *args, **kwargs).get(timeout=10)
+        else:
+            tp = TopicPartition(topic, kwargs.get("partition", args[2] if len(args) > 2 else 0))
+            metadata = RecordMetadata(topic, tp.partition, tp, 0, kwargs.get("timestamp_ms"), None, -1, 1, -1)
+        return KafkaFuture().success(metadata._replace(offset=-1))
+
+
+def test_records_acknowledged_without_an_offset_are_confirmed_only_once_found_in_the_partition(
+    bed: KafkaBed, topic: str, connectors: list[KafkaConnector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic: the records' answers are replaced, the broker and the look-up are real."""
+    monkeypatch.setattr(_ClaimsDuplicates, "written", frozenset({b"3"}))
+    monkeypatch.setattr(_ClaimsDuplicates, "phantom", frozenset({b"0"}))
+    monkeypatch.setattr(producer_module, "KafkaProducer", _ClaimsDuplicates)
+    batch = _envelopes(topic, 5)  # values b"0".."4", partition 0; b"0" first: no offset of ours before it
+    futures = {e.id: RecordFuture() for e in batch}
+    callers = dict(futures)
+    connector = _connector(connectors, bed.servers, futures)
+    session = connector.open((bed.servers,), 1, lambda _error: None)
+
+    result = session.transmit(batch).result(timeout=30)
+
+    assert dict(result.failed) == {} and set(result.retry) == {batch[0].seq}  # missing: sent again
+    assert not callers[batch[0].id].is_done  # its caller learns the outcome of the re-send
+    offsets = [callers[e.id].get(timeout=1).offset for e in batch[1:]]
+    tally = read_topic(bed, topic, [b"1", b"2", b"3", b"4"])
+    assert offsets == [r.offset for r in sorted(tally.records, key=lambda r: r.offset)]  # b"3": its real one
+    assert b"0" not in tally.values
+    assert connector.stats() == {"verified": 2, "verified_missing": 1}
+
+    now = time.time()  # records acknowledged with an offset are not looked up
+    normal = [Envelope(6 + i, uuid.uuid4().hex, topic, b"n%d" % i, {"p": 0}, now) for i in range(3)]
+    assert session.transmit(normal).result(timeout=20).retry == {}
+    assert connector.stats() == {"verified": 2, "verified_missing": 1}

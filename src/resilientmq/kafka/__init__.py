@@ -20,6 +20,13 @@ Who retries
     sends them again. Permanent failures (too large, forbidden or invalid topic) go to
     ``get_failed_messages()`` and fail the caller's future. The table in :mod:`.errors` decides.
 
+    kafka-python also reconnects by itself, backing off up to ``reconnect_backoff_max_ms``; our reconnect
+    policy only probes whether it has. So that the two do not multiply, ``reconnect_backoff_max_ms``
+    defaults to the policy's longest wait when that is shorter than kafka-python's 30 s
+    (:func:`.config.adapter_defaults`), and a probe ends when kafka-python's metadata answer comes, or at
+    once when its producer was retired: after an outage the client is CONNECTED, and delivering, within
+    about the policy's delay of the broker's return.
+
 Order
     With idempotence on (the default) or ``max_in_flight_requests_per_connection=1``, kafka-python keeps one
     batch per partition in flight and retries it in place; a new producer only sends once the old one has
@@ -30,7 +37,14 @@ Order
 Timestamps, blocking
     A record without ``timestamp_ms`` gets the time ``send()`` accepted it. ``send()`` never waits for
     metadata; it blocks only when the buffer is full, for ``buffer_block_timeout`` seconds, which defaults to
-    ``max_block_ms`` (the time kafka-python's ``send()`` may block).
+    ``max_block_ms`` (the time kafka-python's ``send()`` may block). Nor does the sender thread wait for a new
+    topic's metadata (see :mod:`.handover`), so ``close()`` during an outage takes ``drain_timeout``, not
+    ``max_block_ms``.
+
+Acknowledgements without an offset
+    A record kafka-python reports with offset -1 (its success for a DUPLICATE_SEQUENCE_NUMBER answer) is
+    looked up in its partition before it counts as confirmed (:mod:`.verify`): found, its future resolves with
+    the real offset; missing, it is sent again. ``stats()`` counts them (``verified``, ``verified_missing``).
 """
 
 from __future__ import annotations
@@ -51,7 +65,7 @@ from resilientmq.core.errors import BufferFullError, ClientClosedError, InvalidM
 from resilientmq.core.options import ResilienceOptions
 from resilientmq.core.supervisor import Endpoints
 
-from .config import BROKER_DECIDES, DEFAULT_BATCH_SIZE, NO_EXPIRY_MS, resolve_config
+from .config import BROKER_DECIDES, adapter_defaults, resolve_config
 from .errors import kafka_errors
 from .records import KafkaRecord, RecordEncoder, RecordFuture
 from .session import Bootstrap, KafkaConnector, KafkaSession, liveness
@@ -75,12 +89,13 @@ class ReconnectAwareKafkaProducer(ResilientClientMixin, KafkaProducer):  # type:
     Transactions (``transactional_id``) are not supported: a record re-sent after an outage would leave its
     transaction.
 
-    Two defaults differ from ``KafkaProducer``'s. ``batch_size`` is 256 KiB, not 16 KiB: records reach
+    Three defaults differ from ``KafkaProducer``'s. ``batch_size`` is 256 KiB, not 16 KiB: records reach
     kafka-python in bursts from the buffer, and with small batches kafka-python wakes its I/O thread for
     every record of a burst (a third of the throughput). ``delivery_timeout_ms`` is
     :data:`~.config.NO_EXPIRY_MS`, not two minutes: kafka-python retries a record, as the same batch, for
     as long as an outage lasts, so no copy is written twice; the reconnect policy decides when to give up.
-    Set either to choose; a ``delivery_timeout_ms`` you set keeps kafka-python's meaning (how long one
+    ``reconnect_backoff_max_ms`` is the reconnect policy's longest wait, if under 30 s (see "Who retries").
+    Set any to choose; a ``delivery_timeout_ms`` you set keeps kafka-python's meaning (how long one
     producer may hold a record), after which the record goes to a new producer and may be written twice.
 
     ``config`` is what ``KafkaProducer.config`` would be, resolved at construction (``acks='all'`` is -1,
@@ -97,7 +112,7 @@ class ReconnectAwareKafkaProducer(ResilientClientMixin, KafkaProducer):  # type:
             configs, owner=type(self).__name__, defaults={"buffer_block_timeout": max_block_ms / 1000}
         )
         # The adapter's own defaults (see the class docstring), then kafka-python's checks on the result.
-        configs = {"batch_size": DEFAULT_BATCH_SIZE, "delivery_timeout_ms": NO_EXPIRY_MS, **configs}
+        configs = adapter_defaults(configs, options.reconnect_policy.max_delay)
         self.config = resolve_config(configs, warn_stacklevel=3).config
         if self.config["transactional_id"] is not None:
             raise ValueError(
@@ -208,6 +223,11 @@ class ReconnectAwareKafkaProducer(ResilientClientMixin, KafkaProducer):  # type:
                 future.failure(error)
         self._rmq_futures.clear()
         return drained
+
+    def stats(self) -> dict[str, int]:
+        """The counters of every client, plus ``verified`` (records acknowledged without an offset and looked
+        up in their partition) and ``verified_missing`` (of which it did not hold: they were sent again)."""
+        return {**super().stats(), **self._rmq_connector.stats()}
 
     def __del__(self) -> None:
         """Nothing to do: the sender threads keep the producer alive until ``close()``."""

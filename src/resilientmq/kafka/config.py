@@ -10,6 +10,8 @@ What kafka-python decides only with a broker (``api_version=None``: the broker's
 idempotence on a broker older than 0.11 and lz4/zstd on old brokers) is decided by kafka-python itself when
 the adapter builds its producer; :data:`BROKER_DECIDES` names the keys the facade then copies into the same
 dict. Until then ``api_version`` reads :data:`NEWEST_API_VERSION`.
+
+Three of the adapter's defaults differ from kafka-python's (:func:`adapter_defaults`); ``config`` shows them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "NO_EXPIRY_MS",
     "Check",
     "ResolvedConfig",
+    "adapter_defaults",
     "resolve_config",
 ]
 
@@ -58,6 +61,28 @@ NO_EXPIRY_MS = 2**31 - 1
 An expired record's fate is unknown (the broker may have written it), and sending it again costs a duplicate;
 kafka-python retrying the same batch, with the same sequence numbers, costs none.
 """
+
+_KAFKA_DEFAULTS = KafkaProducer.DEFAULT_CONFIG
+
+
+def adapter_defaults(configs: Mapping[str, Any], policy_max_delay: float) -> dict[str, Any]:
+    """``configs`` with the adapter's own defaults for what the caller did not set.
+
+    ``batch_size`` is :data:`DEFAULT_BATCH_SIZE` and ``delivery_timeout_ms`` :data:`NO_EXPIRY_MS` (see there).
+    ``reconnect_backoff_max_ms`` is the reconnect policy's longest wait (``policy_max_delay`` seconds), when
+    that is shorter than kafka-python's 30 s, but not below ``reconnect_backoff_ms``: the policy decides how
+    often the client probes a broker that went away, and a probe is answered only once kafka-python has
+    reconnected, which its backoff (50 ms doubling up to 30 s, for connections and metadata refreshes alike)
+    may hold back long after the broker is back. So kafka-python tries at least as often as the policy probes.
+    ``retry_backoff_ms`` (100 ms between metadata refreshes and produce retries) is left as it is: shorter
+    than any wait the policy makes but its first.
+    """
+    defaults: dict[str, Any] = {"batch_size": DEFAULT_BATCH_SIZE, "delivery_timeout_ms": NO_EXPIRY_MS}
+    base = configs.get("reconnect_backoff_ms", _KAFKA_DEFAULTS["reconnect_backoff_ms"])
+    if isinstance(base, (int, float)) and not isinstance(base, bool):
+        cap = min(_KAFKA_DEFAULTS["reconnect_backoff_max_ms"], round(policy_max_delay * 1000))
+        defaults["reconnect_backoff_max_ms"] = max(base, cap)
+    return {**defaults, **configs}
 
 
 class ResolvedConfig(NamedTuple):

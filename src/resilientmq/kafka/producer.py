@@ -12,6 +12,13 @@ storage, a fenced epoch), a fatal error, a ``delivery_timeout_ms`` the caller se
 force-closes its sender, which fails every record it still holds before any of them is written; the next
 producer then receives every unconfirmed record again, oldest first, so per partition a later record is
 only written by a producer that wrote every earlier one (the first copy of every record is in order).
+
+Two things are not taken as they come. A record for a topic kafka-python has no metadata for yet is not
+handed to ``send()`` (which would wait for it in the one sender thread) but to a
+:class:`~.handover.Handover`. And a record acknowledged with offset -1 (kafka-python's success for
+DUPLICATE_SEQUENCE_NUMBER, which tansu's S3 engine can give for a batch it never wrote) is confirmed only once
+it is found in its partition (:mod:`.verify`); one missing goes back to the outbox and is sent again. Records
+acknowledged with an offset cost nothing more.
 """
 
 from __future__ import annotations
@@ -19,11 +26,13 @@ from __future__ import annotations
 import logging
 import selectors
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from functools import partial
 from typing import Any
 
-from kafka import KafkaProducer
+from kafka import KafkaProducer, TopicPartition
 from kafka.future import Future as KafkaFuture
 
 from resilientmq.core.buffer import Envelope
@@ -31,13 +40,18 @@ from resilientmq.core.errors import ConnectionLostError
 from resilientmq.core.session import BatchResult, LossReporter
 
 from .errors import translate_kafka_error
+from .handover import Handover
 from .records import RecordFuture, send_args
+from .verify import LogReader, Lookup, Wanted
 
 __all__ = ["Producer", "ProducerCancelledError"]
 
 log = logging.getLogger("resilientmq.kafka")
 
 _RETIRE_TIMEOUT = 5.0  # how long a retired producer's I/O thread gets to fail its records and stop
+# The answers of the batches settled last, kept to find the last offset of ours in a partition (where a
+# record acknowledged without an offset must be, if it is anywhere).
+_RECENT_TICKETS = 4
 
 
 class ProducerCancelledError(ConnectionLostError):
@@ -121,23 +135,38 @@ class Producer:
     """One ``kafka.KafkaProducer`` and the client it talks through, for as many connections as it lasts.
 
     ``first_epoch`` is the supervisor's connection it was built on. Losses are reported to the connection it
-    currently serves (:meth:`serve`); ``futures`` are the callers' futures by message id.
+    currently serves (:meth:`serve`); ``futures`` are the callers' futures by message id. ``reader`` looks up
+    records acknowledged without an offset (None: they are taken as confirmed, as with ``acks=0``).
     """
 
     def __init__(
-        self, name: str, producer: Any, client: Any, first_epoch: int, futures: dict[str, RecordFuture]
+        self,
+        name: str,
+        producer: Any,
+        client: Any,
+        first_epoch: int,
+        futures: dict[str, RecordFuture],
+        reader: LogReader | None = None,
     ) -> None:
         self.name = name
         self.kafka = producer
         self._client = client
         self.first_epoch = first_epoch
         self._futures = futures
+        # With acks=0 every offset is -1 and nothing was confirmed anyway: nothing to look up.
+        self.reader = reader if producer.config["acks"] != 0 else None
         self._lock = threading.Lock()
         self._lost: LossReporter | None = None
         self._retired = False
         self._disposed = False
         self._unsettled = 0  # batches handed over and not yet settled
         self.settled = 0  # batches settled so far: the producer's progress
+        self._probes: set[threading.Event] = set()  # probes under way, woken when it is retired
+        self._recent: deque[list[Any]] = deque(maxlen=_RECENT_TICKETS)  # kafka-python's futures of each
+        self._verifying: dict[_Ticket, list[Lookup]] = {}  # batches waiting for look-ups
+        self._handover = Handover(
+            name, producer, client.cluster, producer.config["max_block_ms"] / 1000, self.report
+        )
 
     # -- building -------------------------------------------------------------------------------------
     @classmethod
@@ -149,6 +178,7 @@ class Producer:
         epoch: int,
         futures: dict[str, RecordFuture],
         started: Callable[[_Build], None],
+        reader: LogReader | None = None,
     ) -> Producer:
         """``KafkaProducer(**configs)``; with ``api_version=None`` it bootstraps (``bootstrap_timeout_ms``).
 
@@ -172,7 +202,7 @@ class Producer:
             if build.cancelled:
                 raise ProducerCancelledError(f"{name}: cancelled while connecting") from exc
             raise translate_kafka_error(exc) from exc
-        made = cls(name, producer, build.clients[-1], epoch, futures)
+        made = cls(name, producer, build.clients[-1], epoch, futures, reader)
         if build.cancelled:
             made.retire(None)
             made.dispose()
@@ -201,11 +231,22 @@ class Producer:
         """One metadata round trip through kafka-python's own client: proof the cluster answers it.
 
         Raises ``ConnectionLostError`` when no answer came within ``timeout`` s (or the translated error when
-        the refresh failed), :class:`ProducerCancelledError` when ``stop`` was set.
+        the refresh failed), :class:`ProducerCancelledError` when ``stop`` was set. Returns at once when the
+        producer is (or gets) retired: a retired producer answers nothing, and the caller builds a new one.
         """
-        answered = self._client.cluster.request_update()  # thread-safe: wakes kafka-python's refresh loop
-        answered.add_both(lambda _outcome: stop.set())
-        stop.wait(timeout)
+        with self._lock:
+            if self._retired:
+                return
+            self._probes.add(stop)
+        try:
+            answered = self._client.cluster.request_update()  # thread-safe: wakes kafka-python's refresh loop
+            answered.add_both(lambda _outcome: stop.set())
+            stop.wait(timeout)
+        finally:
+            with self._lock:
+                self._probes.discard(stop)
+        if self._retired:
+            return
         if not answered.is_done:
             if stop.is_set():
                 raise ProducerCancelledError(f"{self.name}: cancelled while connecting")
@@ -225,16 +266,27 @@ class Producer:
             raise ConnectionLostError(f"{self.name}: the kafka producer was retired")
         ticket = _Ticket(self, batch)
         send = self.kafka.send
+        must_wait = self._handover.must_wait
         futures = ticket.futures
         on_failure = ticket.on_failure
+        ready: set[str] = set()  # topics of this batch with metadata (kafka-python builds a set to tell)
         for envelope in batch:
+            topic = envelope.destination
+            if topic not in ready:
+                if must_wait(topic):
+                    # No metadata for it yet: send() would wait for it here, holding up everything else.
+                    waiting = self._handover.defer(envelope, on_failure)
+                    if waiting is not None:
+                        futures.append(waiting)
+                        continue
+                ready.add(topic)
             try:
                 future = send(*send_args(envelope))
             except Exception as exc:
                 error = translate_kafka_error(exc)
                 if error.retriable:
-                    # Refused before kafka-python held it (say its wait for a new topic's metadata timed
-                    # out): this one and the rest go back to the outbox, what was handed over stays.
+                    # Refused before kafka-python held it: this one and the rest go back to the outbox,
+                    # what was handed over stays.
                     self.report(error)
                     break
                 future = KafkaFuture().failure(error)
@@ -256,11 +308,61 @@ class Producer:
         else:
             future.success(outcome)
 
-    def count_settled(self) -> None:
-        """One more batch settled (its ticket's last record has an outcome)."""
+    def count_settled(self, ticket: _Ticket) -> None:
+        """One more batch settled (every record of its ticket has its final outcome)."""
         with self._lock:
             self._unsettled -= 1
             self.settled += 1
+            self._verifying.pop(ticket, None)
+            self._recent.append(ticket.futures)
+
+    # -- records acknowledged without an offset ----------------------------------------------------------
+    def look_up(self, ticket: _Ticket, suspects: Sequence[int]) -> None:
+        """Look the ticket's records at ``suspects`` (indices, acknowledged with offset -1) up in their
+        partitions; the ticket settles on the answers (:meth:`_Ticket.found`)."""
+        reader = self.reader
+        assert reader is not None
+        groups: dict[TopicPartition, list[int]] = {}
+        for i in suspects:
+            groups.setdefault(ticket.futures[i].value.topic_partition, []).append(i)
+        jobs: list[Lookup] = []
+        for tp, indices in groups.items():
+            start = self._offset_after_last(tp, ticket, indices[0])
+            wanted: list[Wanted] = []
+            for i in indices:
+                _topic, value, key, _headers, _partition, timestamp = send_args(ticket.batch[i])
+                wanted.append((key, value, timestamp))
+            log.warning(
+                "%s: %d record(s) to %s [%d] were acknowledged as duplicates without an offset; reading the "
+                "partition from offset %s to see whether they are there",
+                self.name,
+                len(indices),
+                tp.topic,
+                tp.partition,
+                "0" if start is None else start,
+            )
+            jobs.append(Lookup(tp, start, wanted, partial(ticket.found, indices)))
+        with self._lock:
+            retired = self._retired
+            if not retired:
+                self._verifying[ticket] = jobs
+        if retired:
+            ticket.abandon()
+            return
+        for job in jobs:
+            reader.submit(job)
+
+    def _offset_after_last(self, tp: TopicPartition, ticket: _Ticket, index: int) -> int | None:
+        """The offset after the last record this producer sent to ``tp`` before ``ticket``'s record at
+        ``index`` and knows the offset of; None when it knows none (the partition is read from its start)."""
+        with self._lock:
+            earlier = list(self._recent)
+        for futures in (ticket.futures[:index], *reversed(earlier)):
+            for future in reversed(futures):
+                metadata = future.value if future.succeeded() else None
+                if metadata is not None and metadata.topic_partition == tp and metadata.offset >= 0:
+                    return int(metadata.offset) + 1
+        return None
 
     # -- ending ---------------------------------------------------------------------------------------
     @property
@@ -275,11 +377,19 @@ class Producer:
                 return
             self._retired = True
             lost = self._lost
+            probes, verifying = list(self._probes), list(self._verifying.items())
         if error is not None:
             log.warning(
                 "%s: kafka producer retired (%s); unconfirmed records go to a new one", self.name, error
             )
         _force_close(self.kafka)
+        self._handover.stop()  # records still waiting for their topic's metadata fail (retriable)
+        for ticket, jobs in verifying:
+            for job in jobs:
+                job.abandoned.set()
+            ticket.abandon()  # unconfirmed: the records being looked up go to the new producer
+        for stop in probes:
+            stop.set()
         if error is not None and lost is not None:
             lost(error)
 
@@ -297,17 +407,31 @@ class Producer:
 
 
 class _Ticket:
-    """The outcome of one batch, collected from kafka-python's per-record futures."""
+    """The outcome of one batch, collected from kafka-python's per-record futures (and, for records
+    acknowledged without an offset, from looking them up)."""
 
-    __slots__ = ("_batch", "_lock", "_next", "_producer", "future", "futures")
+    __slots__ = (
+        "_failed",
+        "_lock",
+        "_next",
+        "_producer",
+        "_retry",
+        "_suspects",
+        "batch",
+        "future",
+        "futures",
+    )
 
     def __init__(self, producer: Producer, batch: Sequence[Envelope]) -> None:
         self._producer = producer
-        self._batch = batch
+        self.batch = batch
         self.futures: list[Any] = []  # kafka-python's futures, one per record handed over, in batch order
         self._next = 0  # futures before this index are known to be done; -1 once settled
         self._lock = threading.Lock()
         self.future: Future[BatchResult] = Future()
+        self._failed: dict[int, BaseException] = {}
+        self._retry: dict[int, BaseException] = {}
+        self._suspects: set[int] | None = None  # indices still being looked up; None when none are
 
     def on_failure(self, exc: BaseException) -> None:
         """kafka-python's errback, on its I/O thread."""
@@ -331,20 +455,24 @@ class _Ticket:
             pending = futures[i] if i < len(futures) else None
             self._next = i if pending is not None else -1
         if pending is None:
-            self._producer.count_settled()
-            self.future.set_result(self._result())
+            self._collect()
         else:
             pending.add_both(self.watch)  # may run at once, here, if it completed meanwhile
 
-    def _result(self) -> BatchResult:
-        failed: dict[int, BaseException] = {}
-        retry: dict[int, BaseException] = {}
+    def _collect(self) -> None:
+        """Every record has kafka-python's outcome: settle, or first look up those without an offset."""
+        failed, retry = self._failed, self._retry
+        suspects: list[int] = []
+        check = self._producer.reader is not None
         resolve = self._producer.resolve
         # The batch is longer than the futures when the hand-over stopped: those go back below.
-        for envelope, future in zip(self._batch, self.futures, strict=False):
+        for i, (envelope, future) in enumerate(zip(self.batch, self.futures, strict=False)):
             error = future.exception
             if error is None:
-                resolve(envelope, future.value)
+                if check and future.value.offset < 0:
+                    suspects.append(i)  # a DUPLICATE_SEQUENCE_NUMBER answer: is it really there?
+                else:
+                    resolve(envelope, future.value)
                 continue
             error = translate_kafka_error(error)
             if error.retriable:
@@ -353,9 +481,65 @@ class _Ticket:
                 failed[envelope.seq] = error
                 resolve(envelope, error)
         lost = ConnectionLostError(f"{self._producer.name}: not handed to the kafka producer")
-        for envelope in self._batch[len(self.futures) :]:
+        for envelope in self.batch[len(self.futures) :]:
             retry[envelope.seq] = lost
-        return BatchResult(failed, retry)
+        if suspects:
+            with self._lock:
+                self._suspects = set(suspects)
+            self._producer.look_up(self, suspects)
+        else:
+            self._settle()
+
+    def found(self, indices: Sequence[int], offsets: Sequence[int | None]) -> None:
+        """A look-up's answer: the offset in the log of the records at ``indices``, None where missing."""
+        confirmed: list[tuple[Envelope, Any]] = []
+        missing = 0
+        with self._lock:
+            suspects = self._suspects
+            if suspects is None:
+                return  # abandoned: those records went back to the outbox
+            for i, offset in zip(indices, offsets, strict=True):
+                if i not in suspects:
+                    continue
+                suspects.discard(i)
+                envelope = self.batch[i]
+                if offset is None:
+                    missing += 1
+                    self._retry[envelope.seq] = ConnectionLostError(
+                        "acknowledged as a duplicate without an offset, but not in the partition"
+                    )
+                else:
+                    confirmed.append((envelope, self.futures[i].value._replace(offset=offset)))
+            done = not suspects
+            if done:
+                self._suspects = None
+        if missing:
+            log.warning(
+                "%s: %d of %d record(s) acknowledged as duplicates were not in the partition: sending them "
+                "again",
+                self._producer.name,
+                missing,
+                len(indices),
+            )
+        for envelope, metadata in confirmed:
+            self._producer.resolve(envelope, metadata)
+        if done:
+            self._settle()
+
+    def abandon(self) -> None:
+        """The producer was retired during the look-up: the records not yet found are sent again."""
+        with self._lock:
+            suspects, self._suspects = self._suspects, None
+        if suspects is None:
+            return
+        error = ConnectionLostError(f"{self._producer.name}: retired while looking records up")
+        for i in suspects:
+            self._retry[self.batch[i].seq] = error
+        self._settle()
+
+    def _settle(self) -> None:
+        self._producer.count_settled(self)
+        self.future.set_result(BatchResult(self._failed, self._retry))
 
 
 def _force_close(producer: Any, wait: float = 0.0) -> None:

@@ -13,6 +13,14 @@ the outbox declares the connection lost when a batch stays unanswered past ``con
 then), and the producer reports a record that kafka-python refused to take (no metadata). The next ``open()``
 probes; while probes fail, the client is RECONNECTING and the reconnect policy paces them, without polling
 in between. An idle producer notices nothing, and has nothing at risk.
+
+How fast it comes back: a probe is answered as soon as kafka-python's own client reconnects and refreshes its
+metadata, which it does after its reconnect backoff (``reconnect_backoff_ms`` doubling up to
+``reconnect_backoff_max_ms``; metadata refreshes back off the same way, at least ``retry_backoff_ms`` apart).
+The facade caps ``reconnect_backoff_max_ms``, unless the caller sets it, at the reconnect policy's longest
+wait (:func:`.config.adapter_defaults`), so kafka-python tries at least as often as the policy probes, and
+the client is CONNECTED within about the policy's delay of the broker coming back. A probe ends at once when
+its producer is retired meanwhile (a retired producer answers nothing): the same attempt builds a new one.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from resilientmq.core.session import BatchResult, LossReporter
 
 from .producer import Producer
 from .records import RecordFuture
+from .verify import LogReader, consumer_configs
 
 __all__ = ["Bootstrap", "KafkaConnector", "KafkaSession", "Liveness", "liveness"]
 
@@ -56,7 +65,8 @@ def liveness(config: Mapping[str, Any]) -> Liveness:
 
     A batch may linger ``linger_ms``, and kafka-python answers or times out a request within
     ``request_timeout_ms``; one second past both, the connection is taken for lost. A probe is one metadata
-    request, which kafka-python may hold back for up to ``reconnect_backoff_max_ms`` after failures.
+    request, which kafka-python may hold back for up to ``reconnect_backoff_max_ms`` after failures (at most
+    the reconnect policy's longest wait, unless the caller set it).
     """
     request = config["request_timeout_ms"] / 1000
     confirm = request + config["linger_ms"] / 1000 + 1.0
@@ -67,7 +77,9 @@ class KafkaConnector:
     """Opens :class:`KafkaSession` objects on one kept kafka-python producer.
 
     ``configs`` are ``KafkaProducer``'s (serializers already applied at ``send()``), ``futures`` the callers'
-    futures by message id, and ``on_build`` is told of every new kafka-python producer before it serves.
+    futures by message id, and ``on_build`` is told of every new kafka-python producer before it serves. Its
+    :class:`~.verify.LogReader` (reaching the brokers with the same settings) looks up records acknowledged
+    without an offset, for every producer.
     """
 
     def __init__(
@@ -90,6 +102,7 @@ class KafkaConnector:
         self._opening: _Opening | None = None  # the open() in progress, for cancel()
         self._settled_at_open = 0
         self._silent_opens = 0
+        self._reader = LogReader(name, consumer_configs(self._configs, name))
 
     def open(self, endpoint: Bootstrap, epoch: int, lost: LossReporter) -> KafkaSession:
         """A session on the kept producer once a probe through it is answered, or on a new one."""
@@ -107,7 +120,7 @@ class KafkaConnector:
             producer.serve(lost)
             self._probe(producer)  # raises while the cluster does not answer; the producer stays
             if producer.retired:
-                pass  # the broker told it, meanwhile, that it lost the producer's state
+                pass  # retired meanwhile (the broker lost its state, a delivery timeout): the probe ended
             elif self._stalled(producer):
                 log.warning(
                     "%s: the kafka producer settled nothing through %d connections; building a new one",
@@ -122,6 +135,8 @@ class KafkaConnector:
         producer = self._build(epoch)
         producer.serve(lost)
         self._probe(producer)
+        if producer.retired:  # already: the next attempt builds another
+            raise ConnectionLostError(f"{self.name}: the new kafka producer was retired while probing")
         return KafkaSession(self.name, producer, epoch)
 
     @property
@@ -149,6 +164,12 @@ class KafkaConnector:
         if producer is not None:
             producer.retire(None)
             producer.dispose()
+        self._reader.close()
+
+    def stats(self) -> dict[str, int]:
+        """``verified``: records acknowledged without an offset and looked up; ``verified_missing``: of which
+        the partition did not hold (they were sent again)."""
+        return {"verified": self._reader.checked, "verified_missing": self._reader.missing}
 
     # -- helpers ------------------------------------------------------------------------------------
     def _build(self, epoch: int) -> Producer:
@@ -163,7 +184,7 @@ class KafkaConnector:
                 Producer.cancel_build(build)
 
         producer = Producer.build(
-            self.name, self._configs, self._client_factory, epoch, self._futures, started
+            self.name, self._configs, self._client_factory, epoch, self._futures, started, self._reader
         )
         self._producer = producer
         self._settled_at_open, self._silent_opens = 0, 0
