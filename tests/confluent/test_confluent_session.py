@@ -12,9 +12,11 @@ from confluent_kafka import OFFSET_INVALID, Message, Producer
 from confluent_support import FAST_CONFLUENT, KafkaBed, read_topic
 
 from resilientmq.confluent.pipeline import Batch, Ledger
+from resilientmq.confluent.records import RecordEncoder
 from resilientmq.confluent.reports import UserEvents
 from resilientmq.confluent.session import ConfluentConnector
 from resilientmq.confluent.settings import ProducerSettings
+from resilientmq.confluent.through import WriteThrough
 from resilientmq.core.buffer import Envelope, MemoryBuffer, NewMessage
 from resilientmq.core.errors import ConnectionLostError
 
@@ -24,7 +26,15 @@ TIMEOUT = 30.0
 @pytest.fixture
 def connector(bed: KafkaBed) -> Iterator[ConfluentConnector]:
     settings = ProducerSettings.from_config({"bootstrap.servers": bed.servers, **FAST_CONFLUENT})
-    connector = ConfluentConnector(settings, Ledger(settings, UserEvents()), stall_timeout=60.0)
+    events = UserEvents()
+    ledger = Ledger(settings, events)
+    lane = WriteThrough(  # never bound to an outbox: it stays closed, as these tests drive batches only
+        events=events,
+        encoder=RecordEncoder(settings.max_message_bytes),
+        default_callback=None,
+        only_errors=False,
+    )
+    connector = ConfluentConnector(settings, ledger, lane, stall_timeout=60.0)
     try:
         yield connector
     finally:

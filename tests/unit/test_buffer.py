@@ -300,3 +300,91 @@ def test_open_buffer_picks_the_engine_and_passes_both_bounds(tmp_path: Path) -> 
     assert (durable.max_messages, durable.max_bytes, durable.overflow.value) == (7, 70, "drop_oldest")
     mem.close()
     durable.close()
+
+
+# -- one message at a time, and room held for messages a client library keeps ----------------------------
+def test_append_one_is_append_built_once(make: Factory, tmp_path: Path) -> None:
+    b = make(3, "raise")
+    first = b.append(msg(0))
+    second = b.append_one("/queue/a", b"m1", {"n": 1}, id="fixed-id")
+    third = b.append_one("/queue/b", b"m2")  # no headers, a fresh id
+    assert [e.seq for e in (first, second, third)] == [first.seq, first.seq + 1, first.seq + 2]
+    assert (second.id, second.headers, third.headers, third.destination) == (
+        "fixed-id",
+        {"n": 1},
+        {},
+        "/queue/b",
+    )
+    assert len(third.id) == 32 and third.id != first.id
+    assert bodies(b.peek()) == [b"m0", b"m1", b"m2"]
+    with pytest.raises(BufferFullError, match="3 of 3 messages pending"):
+        b.append_one("/queue/a", b"m3")
+    b.remove([first.seq])
+    assert b.append_one("/queue/a", b"m4").seq == third.seq + 1
+
+
+def test_append_one_minds_the_bytes_bound_and_a_closed_buffer(make: Factory) -> None:
+    b = make(10, "raise", max_bytes=10)
+    with pytest.raises(BufferFullError, match="can never fit"):
+        b.append_one("/queue/a", b"x" * 11)
+    b.append_one("/queue/a", b"x" * 6)
+    with pytest.raises(BufferFullError, match="6 of 10 bytes pending"):
+        b.append_one("/queue/a", b"x" * 6)
+    b.close()
+    with pytest.raises(ClientClosedError):
+        b.append_one("/queue/a", b"x")
+
+
+def test_room_held_outside_counts_against_the_bound(make: Factory) -> None:
+    b = make(5, "raise")
+    assert b.hold_outside(3) == 3 and b.outside == 3
+    b.append(msg(0))
+    b.append(msg(1))
+    with pytest.raises(BufferFullError, match="5 of 5 messages pending"):
+        b.append(msg(2))
+    assert len(b) == 2  # what is held outside is not stored
+    b.release_outside(1)
+    b.append(msg(3))
+    assert bodies(b.peek()) == [b"m0", b"m1", b"m3"] and b.outside == 2
+
+
+def test_room_is_held_outside_only_while_nothing_is_stored_and_never_past_the_bound(make: Factory) -> None:
+    b = make(5, "raise")
+    stored = b.append(msg(0))
+    assert b.hold_outside(4) == 0  # a message is stored: nothing may overtake it
+    b.remove([stored.seq])
+    assert b.hold_outside(4) == 4
+    assert b.hold_outside(4) == 1  # the bound
+    assert b.hold_outside(1) == 0
+    assert make(5, max_bytes=100).hold_outside(1) == 0  # librdkafka's bytes are not counted
+    b.close()
+    assert b.hold_outside(1) == 0
+
+
+def test_giving_back_room_held_outside_wakes_a_blocked_append(make: Factory) -> None:
+    b = make(2, "block", block_timeout=10)
+    assert b.hold_outside(2) == 2
+    done = threading.Event()
+
+    def producer() -> None:
+        b.append(msg(0))
+        done.set()
+
+    t = threading.Thread(target=producer)
+    t.start()
+    assert not done.wait(0.1)  # blocked: the room is held outside
+    b.release_outside(1)
+    assert done.wait(5)
+    t.join()
+    assert bodies(b.peek()) == [b"m0"] and b.outside == 1
+
+
+def test_messages_held_outside_that_fail_go_to_the_failed_list_with_their_room(make: Factory) -> None:
+    b = make(3, "raise")
+    assert b.hold_outside(3) == 3
+    (record,) = b.fail_outside([(msg(7), "refused for good")])
+    assert (record.body, record.reason, record.error_type) == (b"m7", "refused for good", "str")
+    assert len(b) == 0 and b.outside == 2
+    assert [f.body for f in b.failed()] == [b"m7"]
+    b.release_outside(2)
+    assert b.append_one("/queue/a", b"later").seq > record.envelope.seq  # its seq is not reused

@@ -527,3 +527,44 @@ def test_the_identity_of_a_durable_outbox_outlives_the_process(tmp_path: Path) -
     assert other.identity != identity
     other.close()
     assert MemoryBuffer().identity != MemoryBuffer().identity
+
+
+# -- recovery copies of messages a client library holds (an adapter's write-through) --------------------
+def test_kept_copies_are_never_peeked_and_are_what_the_next_owner_finds(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    b = LmdbBuffer(path, 10)
+    assert b.hold_outside(4) == 4
+    seqs = [b.keep_outside("/queue/k", b"kept-%d" % i, {"k": "v"} if i else {}, 1000.0 + i) for i in range(4)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert len(b) == 0 and b.peek() == []  # in the file only: the sender never sees them
+    b.forget_outside([seqs[1], seqs[3]])  # delivered: their copies go, and their room
+    assert b.outside == 2
+    b.close()
+    again = LmdbBuffer(path, 10)
+    found = again.peek()
+    assert [(e.seq, e.body, e.headers, e.created_at) for e in found] == [
+        (seqs[0], b"kept-0", {}, 1000.0),
+        (seqs[2], b"kept-2", {"k": "v"}, 1002.0),
+    ]
+    assert again.append(NewMessage("/queue/k", b"after")).seq > seqs[3]  # seqs are not reused
+    again.close()
+
+
+def test_a_copy_forgotten_unsent_keeps_its_room_and_a_failed_copy_moves_to_the_failed_list(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "out.db"
+    b = LmdbBuffer(path, 10)
+    assert b.hold_outside(2) == 2
+    unsent = b.keep_outside("/queue/k", b"unsent", {}, 1.0)
+    b.forget_outside([unsent], release=False)  # the client library refused it: the room stays held
+    assert b.outside == 2
+    refused = b.keep_outside("/queue/k", b"refused", {}, 2.0)
+    (record,) = b.fail_outside([(NewMessage("/queue/k", b"refused"), "no such partition")], [refused])
+    assert record.envelope.seq == refused and b.outside == 1
+    b.forget_outside([unsent, unsent])  # a copy already gone is passed over
+    b.close()
+    again = LmdbBuffer(path, 10)
+    assert again.peek() == []
+    assert [(f.body, f.reason) for f in again.failed()] == [(b"refused", "no such partition")]
+    again.close()

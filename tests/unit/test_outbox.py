@@ -351,3 +351,63 @@ def test_what_an_earlier_process_left_is_asked_about_on_the_first_connection(rig
     assert transport.asked == [[1, 2, 3]]
     assert transport.delivered == [b"c"]
     assert ob.stats()["recovered"] == 2
+
+
+def test_put_one_takes_its_place_in_order_and_is_counted(rig: Any) -> None:
+    sup, transport, outbox = rig
+    ob = outbox()
+    ob.put(msgs("a"))
+    envelope = ob.put_one("/queue/q", b"b", {"h": 1}, id="id-b")
+    ob.put(msgs("c"))
+    assert (envelope.id, envelope.headers) == ("id-b", {"h": 1})
+    sup.connect()
+    assert ob.flush(5) is True
+    assert transport.delivered == [b"a", b"b", b"c"]
+    assert ob.stats()["accepted"] == 3
+
+
+class PausingBuffer(MemoryBuffer):
+    """Pauses the sender just after it found nothing to send, before it waits: the racy point of a
+    wake-up that put() skips while the sender is busy."""
+
+    def __init__(self) -> None:
+        super().__init__(100)
+        self.armed = threading.Event()
+        self.paused = threading.Event()
+        self.go = threading.Event()
+
+    def peek(self, after_seq: int = 0, limit: int = 1000) -> list[Envelope]:
+        found = super().peek(after_seq, limit)
+        if not found and self.armed.is_set():
+            self.armed.clear()
+            self.paused.set()
+            self.go.wait(5)
+        return found
+
+
+def test_a_put_just_after_the_sender_found_nothing_wakes_it_at_once(rig: Any) -> None:
+    sup, transport, outbox = rig
+    buffer = PausingBuffer()
+    ob = outbox(buffer=buffer)
+    sup.connect()
+    ob.put(msgs("first"))
+    assert ob.flush(5) is True
+    buffer.armed.set()
+    assert buffer.paused.wait(5)  # the sender looked, found nothing, and is about to wait
+    ob.put_one("/queue/q", b"second")
+    buffer.go.set()
+    # Woken by the put, not by its 0.25 s wait running out.
+    wait_until(lambda: transport.delivered == [b"first", b"second"], 0.2, what="the put to wake the sender")
+
+
+def test_messages_failed_outside_the_buffer_are_counted_kept_and_told_once(rig: Any) -> None:
+    sup, _transport, outbox = rig
+    ob = outbox()
+    sup.connect()
+    assert ob.buffer.hold_outside(1) == 1  # an adapter handed a message over itself...
+    (record,) = ob.fail_outside([(NewMessage("/queue/q", b"gone"), PermanentDeliveryError("refused"))])
+    assert (record.body, record.reason, record.error_type) == (b"gone", "refused", "PermanentDeliveryError")
+    assert ob.buffer.outside == 0 and len(ob) == 0  # ...and its room came back with the failure
+    assert ob.stats()["failed"] == 1 and [f.body for f in ob.failed()] == [b"gone"]
+    assert ob.flush(5) is False  # a message failed since the previous flush()...
+    assert ob.flush(5) is True  # ...said once

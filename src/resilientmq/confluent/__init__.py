@@ -2,10 +2,12 @@
 
 How it is built
     librdkafka keeps its queue in memory and gives up on it: after ``message.timeout.ms`` (300 s), when its
-    queue is full (``BufferError``), and with the whole instance on a fatal error. So ``produce()`` puts the
-    message in the outbox (memory, or a file with ``buffer_path``) and returns; the outbox's sender hands
-    batches to a librdkafka instance of ours (:mod:`.pipeline`), and forgets a message only once librdkafka
-    reported it delivered. The class is a subclass of ``confluent_kafka.Producer`` — ``isinstance`` holds and
+    queue is full (``BufferError``), and with the whole instance on a fatal error. While connected with
+    nothing waiting in the outbox, ``produce()`` hands the message straight to a librdkafka instance of ours
+    (:mod:`.through`; with ``buffer_path`` after committing a copy to the file), keeping the bound and what
+    is needed to produce it again; otherwise it puts the message in the outbox, whose sender hands batches
+    to that instance (:mod:`.pipeline`) and forgets a message only once librdkafka reported it delivered.
+    The class is a subclass of ``confluent_kafka.Producer`` — ``isinstance`` holds and
     the configuration dict means what it meant — whose own base instance stays unused: the work is done by
     instances built from the same configuration, one at a time, each for as long as it can go on
     (:mod:`.session`), so that a fatal error replaces the instance without the user's object noticing.
@@ -17,28 +19,32 @@ Who retries, and with which producer id
     (a new producer id) is built only when the broker lost the producer's state or a fatal error killed it.
 
 Callbacks
-    librdkafka calls back only from ``poll()``/``flush()``. Our instances are polled by threads of their
-    own, for our bookkeeping; what the user is owed — each message's delivery report (once, with the final
-    outcome), ``error_cb``, ``stats_cb``, ``throttle_cb`` — is queued and run by the user's own
-    ``poll()``/``flush()`` on the caller's thread (:mod:`.reports`).
+    librdkafka calls back only from ``poll()``/``flush()``. The user's ``poll()``/``flush()`` serve the
+    instance on the caller's thread, as confluent-kafka's do; while the user does not poll, a thread of ours
+    serves it for our bookkeeping, and what the user is owed — each message's delivery report (once, with
+    the final outcome), ``error_cb``, ``stats_cb``, ``throttle_cb`` — is queued for the user's next
+    ``poll()``/``flush()`` (:mod:`.reports`).
 
 The package: this facade (the drop-in API only), ``session`` (the connector and a session per supervisor
-epoch), ``pipeline`` (one instance and its bookkeeping), ``verify`` (reading back what a broker acknowledged
-as a duplicate), ``records`` (arguments to and from the outbox), ``reports`` (the user's callbacks),
-``settings`` (the configuration dict), ``errors`` (the one error table).
+epoch), ``pipeline`` (one instance and its bookkeeping), ``through`` (the write-through), ``verify``
+(reading back what a broker acknowledged as a duplicate), ``records`` (arguments to and from the outbox),
+``reports`` (the user's callbacks), ``settings`` (the configuration dict), ``errors`` (the one error table).
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
+import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, NoReturn
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from resilientmq.core.buffer import NewMessage
+from resilientmq.core.buffer import NewMessage, OverflowPolicy, new_message_id
 from resilientmq.core.client import ClientCore, ResilientClientMixin
 from resilientmq.core.errors import BufferFullError, ClientClosedError, ReconnectFailedError
 from resilientmq.core.options import ResilienceOptions
@@ -50,13 +56,18 @@ from .records import PARTITION_UA, DeliveryCallback, RecordEncoder, synthetic_me
 from .reports import UserEvents, deadline_of
 from .session import Bootstrap, ConfluentConnector, ConfluentSession
 from .settings import ProducerSettings
+from .through import WriteThrough
 
 __all__ = ["ProducerBufferFullError", "ProducerClosedError", "ReconnectAwareConfluentProducer"]
+
+log = logging.getLogger("resilientmq.confluent")
 
 _MAX_BATCH = 2000  # messages per hand-over; librdkafka batches them again per partition
 _MAX_IN_FLIGHT = 8
 _WAIT_SLICE = 0.1
+_ROOM_SLICE = 0.01  # a produce() waiting for room serves librdkafka's reports this long at a time
 _EXIT_DRAIN = 1.0
+_monotonic = time.monotonic
 _STUCK = (ConnectionState.FAILED, ConnectionState.DISCONNECTED, ConnectionState.CLOSED)
 
 
@@ -93,11 +104,19 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         self._rmq_ledger = Ledger(settings, self._rmq_events)
         self._rmq_encoder = RecordEncoder(settings.max_message_bytes)
         self._rmq_dropped_seen = 0
+        self._rmq_lane = WriteThrough(
+            events=self._rmq_events,
+            encoder=self._rmq_encoder,
+            default_callback=settings.on_delivery,
+            only_errors=settings.only_errors,
+        )
         # A stall longer than librdkafka's own time to notice a silent partition and give up a connection,
         # while the cluster answers, means a stuck instance. The outbox's own limit only backs both up.
         stall = settings.stall_timeout
         # Builds the first librdkafka instance: a configuration it refuses raises here, as with Producer.
-        self._rmq_connector = ConfluentConnector(settings, self._rmq_ledger, stall_timeout=stall)
+        self._rmq_connector = ConfluentConnector(
+            settings, self._rmq_ledger, self._rmq_lane, stall_timeout=stall
+        )
         window = max(1, min(_MAX_BATCH, settings.queue_max_messages // (2 * _MAX_IN_FLIGHT)))
         try:
             self._rmq: ClientCore[Bootstrap, ConfluentSession] = ClientCore(
@@ -112,12 +131,13 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         except BaseException:
             self._rmq_connector.close()
             raise
+        self._rmq_lane.bind(self._rmq.outbox, self._rmq.supervisor, options)
         # Bound once: produce() runs per message.
         self._rmq_put = self._rmq.outbox.put
+        self._rmq_put_one = self._rmq.outbox.put_one
         self._rmq_buffer = self._rmq.buffer
-        self._rmq_encode = self._rmq_encoder.encode
         self._rmq_callbacks = self._rmq_ledger.callbacks
-        self._rmq.supervisor.add_listener(_WakeFlushes(self._rmq_events))
+        self._rmq.supervisor.add_listener(_WakeFlushes(self._rmq_events, self._rmq_lane))
         self._rmq_exit_hook = _exit_hook(self)
         atexit.register(self._rmq_exit_hook)
         self._rmq.supervisor.connect(wait=False)
@@ -134,24 +154,41 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         timestamp: int = 0,
         headers: Any = None,
     ) -> None:
-        """Accept one message into the outbox (durably with ``buffer_path``); it is delivered at least once.
+        """Accept one message; it is delivered at least once (or reported failed).
 
-        ``callback``/``on_delivery`` (or the configuration's ``on_delivery``) is called once, from
-        ``poll()``/``flush()``, with the final outcome. Never raises ``BufferError`` for an outage; when the
-        outbox is full the overflow policy decides (:class:`ProducerBufferFullError` is a ``BufferError``).
+        While connected with nothing waiting in the outbox it goes straight to librdkafka (memory mode);
+        otherwise into the outbox (durably with ``buffer_path``). ``callback``/``on_delivery`` (or the
+        configuration's ``on_delivery``) is called once, from ``poll()``/``flush()``, with the final
+        outcome. Never raises ``BufferError`` for an outage; when the outbox is full the overflow policy
+        decides (:class:`ProducerBufferFullError` is a ``BufferError``).
         """
-        message = self._rmq_encode(topic, value, key, partition, timestamp, headers)
         report = callback if callback is not None else on_delivery
-        if report is not None:
-            if not callable(report):
-                raise TypeError("on_delivery requires a callable object")
-            self._rmq_callbacks[message.id] = report
-        try:
-            self._rmq_put((message,))
-        except BaseException as exc:
-            self._rmq_retry_put((message,), exc)
-        if self._rmq_buffer.dropped_count != self._rmq_dropped_seen:
-            self._rmq_report_dropped()
+        if report is not None and not callable(report):
+            raise TypeError("on_delivery requires a callable object")
+        lane = self._rmq_lane
+        with lane.lock:
+            if lane.open and (lane.credit or lane.refill()):
+                try:
+                    if lane.durable:
+                        lane.produce_kept(topic, value, key, partition, report, timestamp, headers)
+                    else:
+                        # Positional: librdkafka's produce() parses them faster than keywords.
+                        lane.produce(
+                            topic,
+                            value,
+                            key,
+                            partition,
+                            lane.default if report is None else partial(lane.user, report),
+                            None,
+                            timestamp,
+                            headers,
+                        )
+                except (BufferError, KafkaException):
+                    pass  # the slow path below says what to do
+                else:
+                    lane.credit -= 1  # which counts it as handed over
+                    return
+        self._rmq_produce_slowly(topic, value, key, partition, report, timestamp, headers)
 
     def produce_batch(
         self,
@@ -169,6 +206,7 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         """
         if not isinstance(messages, list):
             raise TypeError("messages must be a list")
+        self._rmq_lane.close()  # through the outbox, behind what went straight to librdkafka
         default = callback if callback is not None else on_delivery
         accepted: list[NewMessage] = []
         callbacks = self._rmq_ledger.callbacks
@@ -199,17 +237,30 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         """Run the callbacks owed (delivery reports, ``error_cb``, ...) on this thread, waiting up to
         ``timeout`` seconds for one (None or negative: for ever); returns how many events were served."""
         events = self._rmq_events
-        served = events.serve()
-        if served or timeout == 0:  # poll(0) after every produce(): keep it cheap
-            return served
+        if timeout == 0:  # poll(0) after every produce(): keep it cheap
+            pipeline = self._rmq_lane.current
+            owed = events.queue or events.silent
+            if not owed and _monotonic() < pipeline.quiet_until:
+                return 0  # polled librdkafka a moment ago: what it has now waits for the next call
+            served = events.serve() if owed else 0
+            n = pipeline.drive_poll(0)
+            if events.queue or events.silent:
+                served += events.serve()
+            return served + n if n > 0 else served
+        served = events.serve() if events.queue or events.silent else 0
         deadline = deadline_of(timeout)
-        while not served:
+        while True:
             remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return 0
-            if events.wait(_WAIT_SLICE if remaining is None else min(remaining, _WAIT_SLICE)):
-                served = events.serve()
-        return served
+            wait = _WAIT_SLICE if remaining is None else max(0.0, min(remaining, _WAIT_SLICE))
+            n = self._rmq_lane.current.drive_poll(wait)
+            if n > 0:
+                served += n
+            if events.queue or events.silent:
+                served += events.serve()
+            if served or (remaining is not None and remaining <= 0):
+                return served
+            if n < 0 and events.wait(wait):  # another thread serves librdkafka: it queues what we owe
+                served += events.serve()
 
     def flush(self, timeout: float | None = -1) -> int:  # type: ignore[override]  # confluent's int
         """Wait until every accepted message is delivered (or failed for good), running the callbacks owed
@@ -220,27 +271,42 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         """
         core = self._rmq
         events = self._rmq_events
+        lane = self._rmq_lane
         deadline = deadline_of(timeout)
         self._rmq_resume()
         while True:
-            events.serve()
-            if len(core.outbox) == 0 and len(events) == 0:
+            if events.queue or events.silent:
+                events.serve()
+            if len(core.outbox) == 0 and not lane.outstanding() and len(events) == 0:
                 return 0
             remaining = None if deadline is None else deadline - time.monotonic()
             if (remaining is not None and remaining <= 0) or core.supervisor.state in _STUCK:
                 return len(self)
-            # librdkafka ships what lingers (linger.ms) at once while someone flushes, as its flush() does.
-            self._rmq_connector.current.expedite()
-            events.wait(_WAIT_SLICE if remaining is None else min(remaining, _WAIT_SLICE))
+            wait = _WAIT_SLICE if remaining is None else min(remaining, _WAIT_SLICE)
+            pipeline = lane.current
+            left = pipeline.drive_flush(wait)  # the reports run here, lingering batches go out at once
+            if left < 0 or (left == 0 and len(core.outbox)):
+                # Another thread serves librdkafka, or the outbox's messages are not with it yet.
+                pipeline.expedite()
+                events.wait(wait)
 
     def flush_outbox(self, timeout: float | None = None) -> bool:
         """The resilientmq clients' ``flush()``: True once every accepted message is confirmed, False on
         timeout or when a message failed since the previous call. Runs no callbacks (any thread may)."""
-        return ResilientClientMixin.flush(self, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._rmq_wait_direct(deadline, run_callbacks=False):
+            return False
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return ResilientClientMixin.flush(self, remaining)
+
+    def get_buffer_size(self) -> int:
+        """Messages accepted but not yet confirmed by the broker (librdkafka's queue included)."""
+        return len(self._rmq.outbox) + self._rmq_lane.outstanding()
 
     def __len__(self) -> int:
-        """Messages not yet delivered (the outbox included) plus delivery reports not yet served."""
-        return len(self._rmq.outbox) + len(self._rmq_events)
+        """Messages not yet delivered (the outbox and librdkafka's queue) plus delivery reports not yet
+        served."""
+        return len(self._rmq.outbox) + self._rmq_lane.outstanding() + len(self._rmq_events)
 
     def __bool__(self) -> bool:
         return True  # a producer with nothing queued is still a producer (``__len__`` would say False)
@@ -253,6 +319,7 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         with ledger.guard:  # no hand-over meanwhile: each message is purged by us or by librdkafka
             if in_queue:
                 self._rmq_purge_outbox()
+                self._rmq_lane.purge_carried(KafkaError(LocalCode.PURGE_QUEUE, "Local: Purged in queue"))
             producer = self._rmq_connector.current.producer
             if producer is not None and (in_queue or in_flight):
                 producer.purge(in_queue, in_flight, blocking)
@@ -282,10 +349,24 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         atexit.unregister(self._rmq_exit_hook)
         if core.supervisor.closed:
             return len(core.buffer) == 0
-        drained = core.close(core.options.drain_timeout if timeout is None else timeout)
+        drain = core.options.drain_timeout if timeout is None else timeout
+        deadline = None if drain is None else time.monotonic() + drain
+        lane = self._rmq_lane
+        lane.disable()  # from now on through the outbox, which close() then drains and refuses
+        held = not self._rmq_wait_direct(deadline, run_callbacks=True)
+        if held:
+            where = "kept in the durable buffer" if lane.durable else "lost with this process"
+            log.warning(
+                "%s: closed with %d message(s) librdkafka still held, %s",
+                core.name,
+                lane.outstanding(),
+                where,
+            )
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        drained = core.close(remaining)
         self._rmq_connector.close()
         self._rmq_events.serve()
-        return drained
+        return drained and not held
 
     def __enter__(self) -> ReconnectAwareConfluentProducer:
         return self
@@ -295,8 +376,18 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
 
     def stats(self) -> dict[str, int]:
         """The counters of every client, plus ``instances`` (librdkafka instances built), ``verified`` and
-        ``verified_missing`` (messages acknowledged as duplicates, looked up in the log, and not found)."""
-        return {**super().stats(), **self._rmq_connector.stats()}
+        ``verified_missing`` (messages acknowledged as duplicates, looked up in the log, and not found), and
+        ``produced_direct`` (messages handed straight to librdkafka, which count as accepted, sent and, once
+        delivered, confirmed too)."""
+        out = {**super().stats(), **self._rmq_connector.stats()}
+        lane = self._rmq_lane
+        direct = lane.stats()
+        for name in ("sent", "confirmed", "resent"):
+            out[name] += direct[name]
+        out["accepted"] += direct["produced_direct"]
+        out["buffered"] += lane.outstanding()
+        out["produced_direct"] = direct["produced_direct"]
+        return out
 
     def init_transactions(self, timeout: float = -1) -> None:
         _no_transactions()
@@ -314,6 +405,101 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         _no_transactions()
 
     # -- helpers ------------------------------------------------------------------------------------
+    def _rmq_produce_slowly(
+        self,
+        topic: Any,
+        value: Any,
+        key: Any,
+        partition: Any,
+        report: DeliveryCallback | None,
+        timestamp: Any,
+        headers: Any,
+    ) -> None:
+        """``produce()`` past the write-through's first try: straight to librdkafka once there is room (the
+        overflow policy decides how long to wait), else into the outbox."""
+        lane = self._rmq_lane
+        args = (topic, value, key, partition, timestamp, headers)
+        if (lane.open or lane.try_open()) and self._rmq_direct(report, args):
+            return
+        lane.close()  # the outbox takes it: nothing may overtake it
+        body, meta = self._rmq_encoder.fields(topic, value, key, partition, timestamp, headers)
+        message_id = new_message_id()
+        if report is not None:
+            self._rmq_callbacks[message_id] = report
+        try:
+            self._rmq_put_one(topic, body, meta, message_id)
+        except BaseException as exc:
+            self._rmq_retry_put((NewMessage(topic, body, meta, message_id),), exc)
+        if self._rmq_buffer.dropped_count != self._rmq_dropped_seen:
+            self._rmq_report_dropped()
+
+    def _rmq_direct(self, report: DeliveryCallback | None, args: tuple[Any, Any, Any, Any, Any, Any]) -> bool:
+        """The write-through, waiting for room by the overflow policy: True once librdkafka took the message
+        (or refused it for good, which is reported), False when the outbox is to take it."""
+        lane = self._rmq_lane
+        topic, value, key, partition, timestamp, headers = args
+        deadline: float | None = None
+        while True:
+            with lane.lock:
+                if not lane.open:
+                    return False
+                if lane.credit or lane.refill():
+                    try:
+                        if lane.durable:
+                            lane.produce_kept(topic, value, key, partition, report, timestamp, headers)
+                        else:
+                            callback = lane.default if report is None else partial(lane.user, report)
+                            lane.produce(topic, value, key, partition, callback, None, timestamp, headers)
+                    except BufferError:
+                        why = "librdkafka's queue is full (queue.buffering.max.messages/kbytes)"
+                    except KafkaException as exc:
+                        return lane.refused(exc, report, args)
+                    else:
+                        lane.credit -= 1
+                        return True
+                elif len(self._rmq_buffer):
+                    return False  # the outbox holds messages: this one goes behind them
+                else:
+                    bound = self._rmq_buffer.max_messages
+                    why = f"buffer full: {bound} of {bound} messages pending, no room for a message"
+            deadline = self._rmq_wait_for_room(why, deadline)
+
+    def _rmq_wait_for_room(self, why: str, deadline: float | None) -> float | None:
+        """The bound is reached by what librdkafka holds: raise, or wait a little for its reports (served
+        here, the user's callbacks queued for their poll()), by the overflow policy. The deadline."""
+        options = self._rmq.options
+        if options.buffer_overflow is OverflowPolicy.RAISE:
+            raise ProducerBufferFullError(why)
+        if self._rmq_lane.current.driver == threading.get_ident():
+            # produce() from a delivery callback: the reports that would make room wait for that callback.
+            raise ProducerBufferFullError(f"{why} (produce() from a delivery callback cannot wait for room)")
+        now = time.monotonic()
+        if deadline is None:
+            wait = options.buffer_block_timeout
+            deadline = float("inf") if wait is None else now + wait
+        elif now >= deadline:
+            waited = options.buffer_block_timeout or 0.0
+            raise ProducerBufferFullError(f"{why} (waited {waited:g} s for room)")
+        if not self._rmq_lane.current.serve(_ROOM_SLICE):
+            self._rmq_buffer.wait_for_space(_ROOM_SLICE)  # another thread serves: it gives room back
+        return deadline
+
+    def _rmq_wait_direct(self, deadline: float | None, *, run_callbacks: bool) -> bool:
+        """Wait until librdkafka reported every message handed to it directly; False on the deadline."""
+        lane = self._rmq_lane
+        while lane.outstanding():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if self._rmq.supervisor.state in _STUCK:
+                return False
+            wait = _WAIT_SLICE if remaining is None else min(remaining, _WAIT_SLICE)
+            pipeline = lane.current
+            served = pipeline.drive_flush(wait) >= 0 if run_callbacks else pipeline.serve(wait)
+            if not served:
+                self._rmq_buffer.wait_for_space(wait)  # another thread serves: woken as room comes back
+        return True
+
     def _rmq_accept(self, messages: list[NewMessage]) -> None:
         """Put encoded messages into the outbox; their callbacks are registered already."""
         if not messages:
@@ -396,12 +582,16 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
 
 
 class _WakeFlushes:
-    """Supervisor listener: a state change wakes a waiting ``flush()`` (it may have to give up)."""
+    """Supervisor listener: a state change wakes a waiting ``flush()`` (it may have to give up), and a
+    connection that is no longer up ends the write-through (the outbox takes over)."""
 
-    def __init__(self, events: UserEvents) -> None:
+    def __init__(self, events: UserEvents, lane: WriteThrough) -> None:
         self._events = events
+        self._lane = lane
 
     def on_state_changed(self, old: ConnectionState, new: ConnectionState) -> None:
+        if new is not ConnectionState.CONNECTED:
+            self._lane.close()
         self._events.wake()
 
 

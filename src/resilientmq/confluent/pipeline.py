@@ -8,9 +8,12 @@ producer epoch move, which librdkafka does after UNKNOWN_PRODUCER_ID or a sequen
 ``stall_timeout`` while the cluster answers. Its messages then come back to the outbox as retriable and
 are produced again on the next instance.
 
-librdkafka calls back only from inside ``poll()``: each pipeline polls on a thread of its own, where every
-delivery report is booked (:class:`Batch`), and only there, so the bookkeeping needs no locks per message.
-The user's callbacks are queued for the user's own ``poll()``/``flush()`` (:mod:`.reports`).
+librdkafka calls back only from inside ``poll()``. Whoever polls an instance holds its poll lock — the
+user's ``poll()``/``flush()`` on their thread (so the user's callbacks of direct messages run there, as
+confluent-kafka runs them), or, while the user does not poll, the pipeline's own thread — so every delivery
+report is booked by one thread at a time (:class:`Batch`, :class:`~.through.DirectReports`) with no lock per
+message. The user's callbacks for what our thread served are queued for the user's ``poll()``/``flush()``
+(:mod:`.reports`).
 
 The :class:`Ledger` is shared by the pipelines of one producer: which buffered message (by its outbox
 sequence number) an instance holds, and how it fared. The outbox sends every unconfirmed message again on a
@@ -39,16 +42,22 @@ from resilientmq.core.errors import AuthenticationError, ConnectionLostError, Re
 from resilientmq.core.session import BatchResult, LossReporter
 
 from .errors import LocalCode, translate_kafka_error
-from .records import PARTITION_UA, DeliveryCallback, produce_args, synthetic_message
+from .records import PARTITION_UA, DeliveryCallback, Outcome, envelope_of, produce_args, synthetic_message
 from .reports import Event, UserEvents
 from .settings import ProducerSettings
+from .through import DirectReports, WriteThrough
 from .verify import Verifier, Wanted
 
-__all__ = ["Batch", "Ledger", "Outcome", "Pipeline"]
+__all__ = ["Batch", "Ledger", "Pipeline"]
 
 log = logging.getLogger("resilientmq.confluent")
 
-_POLL = 0.1  # the polling thread's wait for an event; close() and retirement wait at most this long
+_POLL = 0.05  # the polling thread's wait for an event; close() and retirement wait at most this long
+_USER_DRIVES = 0.05  # while the user's poll()/flush() serve librdkafka, the polling thread looks this often
+# A user's poll(0) within this long of the previous one leaves librdkafka be: what it has now waits for the
+# next call (poll(0) after every produce() would otherwise cost more than the produce()).
+_POLL_GAP = 0.0005
+_RETIRE_HOLD = 60.0  # how long a retired instance may take to give back the direct messages it holds
 _EXPEDITE = 0.05  # flush() slices while a user's flush() waits: librdkafka ships lingering batches at once
 _RETIRE_GRACE = 5.0  # how long a retired instance gets to hand back what it holds
 _RECENT_BATCHES = (
@@ -57,29 +66,8 @@ _RECENT_BATCHES = (
 _VERIFY_RETRY = 1.0
 _EMPTY_RESULT = BatchResult()
 _DOWN = re.compile(r"(\d+)/(\d+) brokers are down")
-
-
-class Outcome:
-    """How one message fared, when it is not a plain delivery (that is librdkafka's ``Message``)."""
-
-    RETRY = "retry"  # not delivered by this instance: produced again, never reported
-    FAILED = "failed"  # can never be delivered: reported and kept in the failed list
-    PURGED = "purged"  # purged by the user: reported with librdkafka's purge error, then forgotten
-    SUSPECT = "suspect"  # acknowledged as a duplicate without an offset: being looked up in the log
-
-    __slots__ = ("error", "kafka_error", "kind", "message")
-
-    def __init__(
-        self,
-        kind: str,
-        error: BaseException | None,
-        kafka_error: KafkaError | None = None,
-        message: Message | None = None,
-    ) -> None:
-        self.kind = kind
-        self.error = error
-        self.kafka_error = kafka_error
-        self.message = message
+_monotonic = time.monotonic
+_get_ident = threading.get_ident
 
 
 class Batch:
@@ -146,6 +134,35 @@ class Batch:
             else:
                 hi = mid
         return lo if lo < len(seqs) and seqs[lo] == seq else None
+
+
+class _Doubt(Batch):
+    """A direct message acknowledged as a duplicate without an offset, held as a batch of one (what the
+    look-up in the log works on) until the log says whether it is there."""
+
+    __slots__ = ("_callback", "_message", "_reports", "_seq")
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        reports: DirectReports,
+        message: Message,
+        callback: DeliveryCallback | None,
+        seq: int,
+    ) -> None:
+        super().__init__(pipeline, [envelope_of(message)])
+        self._reports = reports
+        self._message = message
+        self._callback = callback
+        self._seq = seq
+
+    def settle(self, i: int, outcome: Message | Outcome) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.pipeline.forget(self)
+        found = outcome if isinstance(outcome, Message) else None
+        self._reports.resolved(found, self._message, self._callback, self._seq)
 
 
 def _is_suspect(outcome: Message | Outcome | None) -> bool:
@@ -259,6 +276,7 @@ class Pipeline:
         settings: ProducerSettings,
         ledger: Ledger,
         verifier: Verifier,
+        lane: WriteThrough,
         *,
         stall_timeout: float,
     ) -> None:
@@ -283,11 +301,22 @@ class Pipeline:
         self._progress_at = time.monotonic()
         self._pending_seen = 0
         self._stopped = threading.Event()
+        self._wake = threading.Event()  # never set: the polling thread's pause while the user polls
+        self._lane = lane
+        self._doubts: set[_Doubt] = set()
+        # Whoever serves librdkafka's callbacks (the user's poll()/flush(), or our thread) holds this lock:
+        # every report is booked by one thread at a time, and the user's callbacks keep their order.
+        self.poll_lock = threading.Lock()
+        self.user_until = 0.0  # the user's poll()/flush() serve librdkafka (time.monotonic()) until then
+        self.quiet_until = 0.0  # a user's poll(0) before then leaves librdkafka be (see _POLL_GAP)
+        self.driver = 0  # the thread serving librdkafka for the user (inside a delivery callback, maybe)
         self.producer = Producer(
             settings.instance_config(
                 error_cb=self._on_error, stats_cb=self._on_stats, throttle_cb=self._on_throttle
             )
         )
+        self.direct = DirectReports(lane, self)
+        self._acquire, self._release = self.poll_lock.acquire, self.poll_lock.release
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-poll", daemon=True)
         self._thread.start()
 
@@ -383,11 +412,34 @@ class Pipeline:
             run[1] += 1
         else:
             self.run = None
+            self.direct.doubting = False
             return False
+        self.direct.doubting = True
         batch.outcomes[i] = Outcome(Outcome.SUSPECT, None, None, message)
         batch.irregular = True
         self._suspects.append((batch, i, message))
         return True
+
+    def doubt(
+        self, reports: DirectReports, message: Message, callback: DeliveryCallback | None, seq: int
+    ) -> bool:
+        """A direct message's delivery that :meth:`suspect` may hold for a look-up in the log."""
+        held = _Doubt(self, reports, message, callback, seq)
+        if not self.suspect(held, 0, message, message.offset()):
+            return False
+        self._doubts.add(held)
+        return True
+
+    def gave_back(self) -> None:
+        """A direct message came back undelivered (it is carried): unless this instance is being replaced
+        anyway, the connection starts again, and the next session produces it before anything else."""
+        if not self.retiring and self.dead is None:
+            self._report(
+                ConnectionLostError(f"{self.name}: messages came back undelivered; producing them again")
+            )
+
+    def forget(self, doubt: _Doubt) -> None:
+        self._doubts.discard(doubt)
 
     def complete(self, batch: Batch) -> None:
         with self._live_lock:
@@ -446,36 +498,142 @@ class Pipeline:
     # -- the polling thread --------------------------------------------------------------------------
     def _run(self) -> None:
         producer = self.producer
+        direct = self.direct
         retire_by: float | None = None
         while True:
-            try:
-                if self._expedite_until > time.monotonic() and not self.retiring:
-                    producer.flush(_EXPEDITE)
-                else:
-                    producer.poll(_POLL)
-            except KafkaException as exc:
-                # confluent-kafka raises a fatal error from poll() rather than handing it to error_cb.
-                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-                if error is not None and error.fatal():
-                    self._on_error(error)
-                else:
-                    log.exception("%s: serving librdkafka's callbacks raised", self.name)
-            except Exception:
-                log.exception("%s: serving librdkafka's callbacks raised", self.name)
-            self._run_tasks()
-            if self._suspects:
-                self._verify(self._suspects)
-                self._suspects = []
-            if self.retiring:
-                retire_by = retire_by or time.monotonic() + _RETIRE_GRACE
-                if not self._live_batches() or time.monotonic() > retire_by:
-                    break
-            else:
-                self._watch()
-        self._abandon()
+            if time.monotonic() < self.user_until + _USER_DRIVES and not self.retiring:
+                # The user's poll()/flush() serve librdkafka on their own thread (as with confluent-kafka):
+                # keep off the GIL (and off the lock, which a thread waiting for the GIL would hold).
+                self._wake.wait(_USER_DRIVES)
+                if not self._tasks.empty() or self._suspects or direct.kept:
+                    with self.poll_lock:
+                        direct.account()  # recovery copies of what was delivered: no longer than this
+                        self._upkeep()
+                elif not self.retiring:
+                    self._watch()
+                continue
+            with self.poll_lock:
+                direct.ours = True
+                try:
+                    self._serve(producer)
+                finally:
+                    direct.ours = False
+                direct.account()
+                self._upkeep()
+                if self.retiring:
+                    retire_by = retire_by or time.monotonic() + _RETIRE_GRACE
+                    if self._retired(producer, retire_by):
+                        self._abandon()
+                        direct.account()
+                        break
         self._stopped.set()
         self.producer = None  # type: ignore[assignment]  # the instance is destroyed with its last reference
         del producer
+
+    def _serve(self, producer: Producer) -> None:
+        try:
+            if self._expedite_until > time.monotonic() and not self.retiring:
+                producer.flush(_EXPEDITE)
+            else:
+                producer.poll(_POLL)
+        except KafkaException as exc:
+            self._raised(exc)
+        except Exception:
+            log.exception("%s: serving librdkafka's callbacks raised", self.name)
+
+    def _raised(self, exc: KafkaException) -> None:
+        # confluent-kafka raises a fatal error from poll() rather than handing it to error_cb.
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is not None and error.fatal():
+            self._on_error(error)
+        else:
+            log.error("%s: serving librdkafka's callbacks raised %s", self.name, exc)
+
+    def _upkeep(self) -> None:
+        self._run_tasks()
+        if self._suspects:
+            self._verify(self._suspects)
+            self._suspects = []
+        if not self.retiring:
+            self._watch()
+
+    def _retired(self, producer: Producer, retire_by: float) -> bool:
+        """Whether a retired instance has given back what it held (or has had time enough)."""
+        if not self._live_batches() and not self._doubts and len(producer) == 0:
+            return True
+        now = time.monotonic()
+        if self._lane.held(self.direct) and now < retire_by + _RETIRE_HOLD:
+            return False  # direct messages live nowhere else: wait for librdkafka to give them back
+        return now > retire_by
+
+    # -- the user's thread ---------------------------------------------------------------------------
+    def drive_poll(self, timeout: float) -> int:
+        """The user's ``poll()``: serve librdkafka's callbacks on this thread for up to ``timeout`` s, so that
+        the user's callbacks of direct messages run right here, as confluent-kafka runs them. Returns how
+        many events it served for the user; -1 when another thread is serving (the user's callbacks are
+        queued for them then)."""
+        now = _monotonic()
+        self.user_until = now + timeout
+        self.quiet_until = now + _POLL_GAP
+        producer = self.producer
+        if producer is None or not self._acquire(False):
+            return -1
+        direct = self.direct
+        self.driver = _get_ident()
+        try:
+            before = direct.done
+            try:
+                served = producer.poll(timeout)
+            except KafkaException as exc:
+                self._raised(exc)
+                served = 0
+            if direct.done == before:
+                return 0
+            direct.account(batch=True)
+            return served
+        finally:
+            self.driver = 0
+            self._release()
+
+    def drive_flush(self, timeout: float) -> int:
+        """The user's ``flush()``: as :meth:`drive_poll`, with librdkafka's flush (lingering batches go out
+        at once). Returns what librdkafka still holds, or -1 when another thread is serving."""
+        self.user_until = _monotonic() + timeout
+        producer = self.producer
+        if producer is None or not self._acquire(False):
+            return -1
+        self.driver = _get_ident()
+        try:
+            try:
+                return int(producer.flush(timeout))
+            except KafkaException as exc:
+                self._raised(exc)
+                return len(producer)
+            finally:
+                self.direct.account()
+        finally:
+            self.driver = 0
+            self._release()
+
+    def serve(self, timeout: float) -> bool:
+        """Serve librdkafka's callbacks on this thread, queueing the user's (for a ``produce()`` that waits
+        for room, which must not run them); False when another thread is serving."""
+        producer = self.producer
+        if producer is None or not self._acquire(False):
+            return False
+        direct = self.direct
+        try:
+            direct.ours = True
+            try:
+                producer.poll(timeout)
+            except KafkaException as exc:
+                self._raised(exc)
+            finally:
+                direct.ours = False
+            direct.account()
+            return True
+        finally:
+            self._release()
 
     def _run_tasks(self) -> None:
         while True:
@@ -500,7 +658,7 @@ class Pipeline:
         """No delivery for ``stall_timeout`` while messages wait: an outage, or a stuck instance."""
         live = self._live_batches()
         now = time.monotonic()
-        pending = sum(b.left for b in live)
+        pending = sum(b.left for b in live) + self._lane.held(self.direct)
         if pending != self._pending_seen or not pending:
             self._pending_seen = pending
             self._progress_at = now
@@ -523,6 +681,8 @@ class Pipeline:
     def _abandon(self) -> None:
         """The end of a retired instance: whatever it still holds is produced again elsewhere."""
         reason = self.dead or ConnectionLostError(f"{self.name}: the producer instance was retired")
+        for doubt in list(self._doubts):
+            doubt.settle(0, Outcome(Outcome.RETRY, reason))
         for batch in self._live_batches():
             for i, outcome in enumerate(batch.outcomes):
                 if outcome is None or _is_suspect(outcome):
@@ -642,6 +802,7 @@ class Pipeline:
             return
         self.dead = reason
         log.warning("%s: %s", self.name, reason)
+        self._lane.close()  # before it is purged: nothing more goes straight to it
         self._report(reason)
         self.call_soon(self.retire)  # on the polling thread, outside librdkafka's callbacks
 
@@ -663,6 +824,7 @@ class Pipeline:
         return not self._thread.is_alive()
 
     def _report(self, error: BaseException) -> None:
+        self._lane.close()  # an outage: the outbox takes new messages until it is over
         lost = self.lost
         if lost is not None:
             lost(error)

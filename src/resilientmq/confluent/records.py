@@ -11,14 +11,23 @@ strings (an exact, cheap round trip that JSON can hold). A message without a tim
 from __future__ import annotations
 
 import operator
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, Message
+from confluent_kafka import OFFSET_INVALID, TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message
 
 from resilientmq.core.buffer import Envelope, NewMessage
 
-__all__ = ["DeliveryCallback", "ProduceArgs", "RecordEncoder", "produce_args", "synthetic_message"]
+__all__ = [
+    "DeliveryCallback",
+    "Outcome",
+    "ProduceArgs",
+    "RecordEncoder",
+    "envelope_of",
+    "produce_args",
+    "synthetic_message",
+]
 
 DeliveryCallback = Callable[[KafkaError | None, Message], Any]
 
@@ -38,7 +47,7 @@ class ProduceArgs(NamedTuple):
 
 
 def _as_bytes(data: Any, what: str) -> bytes:
-    if type(data) is bytes:
+    if isinstance(data, bytes):
         return data
     if isinstance(data, str):
         return data.encode()
@@ -92,7 +101,14 @@ class RecordEncoder:
         headers: Any = None,
     ) -> NewMessage:
         """One message, or the exception ``Producer.produce()`` raises for these arguments."""
-        if type(topic) is not str:
+        body, meta = self.fields(topic, value, key, partition, timestamp, headers)
+        return NewMessage(topic, body, meta)
+
+    def fields(
+        self, topic: Any, value: Any, key: Any, partition: Any, timestamp: Any, headers: Any
+    ) -> tuple[bytes, Mapping[str, Any]]:
+        """The body and headers the outbox stores for these arguments (see :meth:`encode`)."""
+        if not isinstance(topic, str):
             raise TypeError(f"argument 1 must be str, not {type(topic).__name__}")
         if (
             type(value) is bytes
@@ -102,7 +118,7 @@ class RecordEncoder:
             and headers is None
             and len(value) <= self._max
         ):
-            return NewMessage(topic, value, _NO_META)  # the common case, checked in one go
+            return value, _NO_META  # the common case, checked in one go
         meta: dict[str, Any] = {}
         size = 0
         if value is None:
@@ -131,7 +147,7 @@ class RecordEncoder:
                     KafkaError.MSG_SIZE_TOO_LARGE, "Unable to produce message: Broker: Message size too large"
                 )
             )
-        return NewMessage(topic, body, meta)
+        return body, meta
 
 
 def produce_args(envelope: Envelope) -> ProduceArgs:
@@ -156,6 +172,21 @@ def produce_args(envelope: Envelope) -> ProduceArgs:
     )
 
 
+def envelope_of(message: Message) -> Envelope:
+    """A delivery report's message in the outbox's form (what a look-up in the log matches it by: key,
+    value, CreateTime), for a message the outbox never held."""
+    kind, timestamp = message.timestamp()
+    value, key = message.value(), message.key()
+    meta: dict[str, Any] = {}
+    if value is None:
+        meta["n"] = 1
+    if key is not None:
+        meta["k"] = key.decode("latin-1")
+    if kind != TIMESTAMP_NOT_AVAILABLE:
+        meta["t"] = timestamp
+    return Envelope(0, "", message.topic() or "", value or b"", meta, time.time())
+
+
 def synthetic_message(envelope: Envelope, error: KafkaError | None, offset: int | None = None) -> Message:
     """A delivery-report ``Message`` for a message librdkafka never reported on (purged from the outbox,
     dropped by ``drop_oldest``, refused before it was handed over), shaped like librdkafka's."""
@@ -169,3 +200,26 @@ def synthetic_message(envelope: Envelope, error: KafkaError | None, offset: int 
         error=error,
         timestamp=(1, args.timestamp),  # TIMESTAMP_CREATE_TIME
     )
+
+
+class Outcome:
+    """How one message fared, when it is not a plain delivery (that is librdkafka's ``Message``)."""
+
+    RETRY = "retry"  # not delivered by this instance: produced again, never reported
+    FAILED = "failed"  # can never be delivered: reported and kept in the failed list
+    PURGED = "purged"  # purged by the user: reported with librdkafka's purge error, then forgotten
+    SUSPECT = "suspect"  # acknowledged as a duplicate without an offset: being looked up in the log
+
+    __slots__ = ("error", "kafka_error", "kind", "message")
+
+    def __init__(
+        self,
+        kind: str,
+        error: BaseException | None,
+        kafka_error: KafkaError | None = None,
+        message: Message | None = None,
+    ) -> None:
+        self.kind = kind
+        self.error = error
+        self.kafka_error = kafka_error
+        self.message = message

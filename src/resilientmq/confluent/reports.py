@@ -25,32 +25,33 @@ class UserEvents:
     """A queue of callbacks owed to the user; thread-safe, served by whoever calls :meth:`serve`."""
 
     def __init__(self) -> None:
-        self._queue: deque[Event] = deque()
-        self._silent = 0  # delivery reports without a callback, not yet served
+        # Read without the lock (is anything owed?) by the user's poll(); changed only under it.
+        self.queue: deque[Event] = deque()
+        self.silent = 0  # delivery reports without a callback, not yet served
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
 
     def __len__(self) -> int:
         """Delivery reports not yet served (with or without a callback)."""
-        return self._silent + sum(n for _, _, n in list(self._queue))
+        return self.silent + sum(n for _, _, n in list(self.queue))
 
     def report(self, callback: Callable[..., Any], error: Any, message: Any) -> None:
         """A delivery report for one message with a callback."""
         with self._lock:
-            self._queue.append((callback, (error, message), 1))
+            self.queue.append((callback, (error, message), 1))
             self._ready.notify_all()
 
     def reports(self, events: list[Event], silent: int) -> None:
         """Many delivery reports at once (one batch's): ``silent`` of them without a callback."""
         with self._lock:
-            self._queue.extend(events)
-            self._silent += silent
+            self.queue.extend(events)
+            self.silent += silent
             self._ready.notify_all()
 
     def call(self, callback: Callable[..., Any], *args: Any) -> None:
         """Any other callback (``error_cb``, ``stats_cb``, ``throttle_cb``)."""
         with self._lock:
-            self._queue.append((callback, args, 0))
+            self.queue.append((callback, args, 0))
             self._ready.notify_all()
 
     def wake(self) -> None:
@@ -61,9 +62,9 @@ class UserEvents:
     def wait(self, timeout: float | None) -> bool:
         """Wait up to ``timeout`` (None: for ever) for something to serve; True if there is."""
         with self._lock:
-            if not (self._queue or self._silent):
+            if not (self.queue or self.silent):
                 self._ready.wait(timeout)
-            return bool(self._queue or self._silent)
+            return bool(self.queue or self.silent)
 
     def serve(self) -> int:
         """Run what is queued, oldest first, on the calling thread; return how many events were served.
@@ -71,16 +72,16 @@ class UserEvents:
         A callback that raises stops the serving and the exception propagates to the caller of ``poll()``,
         as with confluent-kafka; what is left is served by the next call.
         """
-        queue = self._queue
+        waiting = self.queue
         served = 0
-        if self._silent:
+        if self.silent:
             with self._lock:
-                if self._silent:
-                    self._silent = 0
+                if self.silent:
+                    self.silent = 0
                     served = 1  # librdkafka counts a batch of reports as one event
-        while queue:
+        while waiting:
             try:
-                callback, args, _ = queue.popleft()
+                callback, args, _ = waiting.popleft()
             except IndexError:
                 break
             served += 1

@@ -31,8 +31,10 @@ from resilientmq.core.buffer import Envelope
 from resilientmq.core.errors import ConnectionLostError
 from resilientmq.core.session import BatchResult, LossReporter
 
-from .pipeline import Batch, Ledger, Outcome, Pipeline
+from .pipeline import Batch, Ledger, Pipeline
+from .records import Outcome
 from .settings import ProducerSettings
+from .through import WriteThrough
 from .verify import Verifier
 
 __all__ = ["Bootstrap", "ConfluentConnector", "ConfluentSession"]
@@ -44,6 +46,7 @@ Bootstrap = str
 
 _PROBE_TIMEOUT = 5.0  # one connection attempt: how long the cluster gets to answer a metadata request
 _RETIRED_JOIN = 10.0
+_REPLAY_PAUSE = 0.05  # a new instance's queue is full of replayed messages: let it send some
 _EPOCHS_KEPT = 64
 
 
@@ -52,10 +55,13 @@ class ConfluentConnector:
     when the current one cannot go on. The first instance is built here, so that a configuration librdkafka
     refuses raises from the producer's constructor, as with ``confluent_kafka.Producer``."""
 
-    def __init__(self, settings: ProducerSettings, ledger: Ledger, *, stall_timeout: float) -> None:
+    def __init__(
+        self, settings: ProducerSettings, ledger: Ledger, lane: WriteThrough, *, stall_timeout: float
+    ) -> None:
         self.name = settings.name
         self._settings = settings
         self._ledger = ledger
+        self._lane = lane
         self._stall_timeout = stall_timeout
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
@@ -83,6 +89,7 @@ class ConfluentConnector:
             if pipeline.dead is not None or pipeline.retiring:
                 self._retire(pipeline)
                 pipeline = self.current = self._build()
+        self._replay(pipeline)
         timeout = min(_PROBE_TIMEOUT, max(1.0, self._settings.socket_timeout))
         if not pipeline.answers(timeout, self._cancelled):
             if pipeline.auth_failure is not None:
@@ -91,6 +98,9 @@ class ConfluentConnector:
                 raise ConnectionLostError(f"{self.name}: connecting was cancelled")
             raise ConnectionLostError(f"{self.name}: no broker of {endpoint!r} answered within {timeout:g} s")
         pipeline.lost = lost
+        # Again: what came back while the cluster was asked. Whatever comes back from now on is reported
+        # through ``lost``, and the session after this one produces it.
+        self._replay(pipeline)
         self._served[epoch] = pipeline
         while len(self._served) > _EPOCHS_KEPT:
             del self._served[min(self._served)]
@@ -98,6 +108,19 @@ class ConfluentConnector:
 
     def cancel(self) -> None:
         self._cancelled.set()
+
+    def _replay(self, pipeline: Pipeline) -> None:
+        """Before anything the outbox holds: produce on ``pipeline`` what retired instances gave back of the
+        messages handed to them directly (they wait for those to come back first)."""
+        lane = self._lane
+        for retired in self._retired:
+            if not self._cancelled.is_set():
+                retired.join(_RETIRED_JOIN)
+        while not lane.replay(pipeline, pipeline.direct, pipeline.producer.produce):
+            if pipeline.dead is not None or pipeline.retiring:
+                raise ConnectionLostError(f"{self.name}: the producer instance died while producing again")
+            if self._cancelled.wait(_REPLAY_PAUSE):
+                raise ConnectionLostError(f"{self.name}: connecting was cancelled")
 
     def holds(self, seq: int) -> bool:
         """Whether the current instance holds the outbox's message ``seq`` undelivered."""
@@ -133,10 +156,12 @@ class ConfluentConnector:
             self._settings,
             self._ledger,
             self.verifier,
+            self._lane,
             stall_timeout=self._stall_timeout,
         )
         if self._sasl is not None:
             pipeline.producer.set_sasl_credentials(*self._sasl)
+        self._lane.attach(pipeline, pipeline.direct, pipeline.producer.produce)
         self.instances += 1
         return pipeline
 

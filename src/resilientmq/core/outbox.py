@@ -81,6 +81,9 @@ class Outbox:
         self._last_confirmed: float | None = None
         self._dropped_told = 0
         self._wakeup = threading.Event()
+        # The sender sets this before it looks for messages and finds none, so that put() need not take
+        # the event's lock while the sender is busy (a put after that look sees it set, and wakes it).
+        self._idle = False
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
         self._accepting = True
@@ -97,6 +100,34 @@ class Outbox:
     # -- the producer side --------------------------------------------------------------------------
     def put(self, messages: Sequence[NewMessage], timeout: float | None = None) -> list[Envelope]:
         """Accept messages for delivery (durably, for a durable buffer) and wake the sender."""
+        self._check_accepting()
+        try:
+            envelopes = self.buffer.extend(messages, timeout)
+        except BufferFullError as exc:
+            self._events.emit(logging.WARNING, "buffer_full", "%s", exc, count=len(messages), reason=str(exc))
+            raise
+        self._accepted(len(envelopes))
+        return envelopes
+
+    def put_one(
+        self,
+        destination: str,
+        body: bytes,
+        headers: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        timeout: float | None = None,
+    ) -> Envelope:
+        """``put()`` of one message given by its fields: built once, without a :class:`NewMessage`."""
+        self._check_accepting()
+        try:
+            envelope = self.buffer.append_one(destination, body, headers, id, timeout)
+        except BufferFullError as exc:
+            self._events.emit(logging.WARNING, "buffer_full", "%s", exc, count=1, reason=str(exc))
+            raise
+        self._accepted(1)
+        return envelope
+
+    def _check_accepting(self) -> None:
         if not self._accepting:
             raise ClientClosedError(f"{self._name}: the client is closed; no more messages are accepted")
         if self._supervisor.state is ConnectionState.FAILED:
@@ -105,13 +136,10 @@ class Outbox:
                 f"{self._name}: not accepting messages, the connection failed for good ({failure}); "
                 "connect again to resume"
             ) from failure
-        try:
-            envelopes = self.buffer.extend(messages, timeout)
-        except BufferFullError as exc:
-            self._events.emit(logging.WARNING, "buffer_full", "%s", exc, count=len(messages), reason=str(exc))
-            raise
+
+    def _accepted(self, count: int) -> None:
         with self._lock:
-            self._counters["accepted"] += len(envelopes)
+            self._counters["accepted"] += count
             n = self.buffer.dropped_count - self._dropped_told  # drop_oldest made room
             self._dropped_told += n
         if n:
@@ -123,9 +151,21 @@ class Outbox:
                 count=n,
                 reason="buffer full, overflow policy drop_oldest",
             )
-        if not self._wakeup.is_set():  # set() takes a lock; most puts find the sender already awake
+        if self._idle:  # set() takes a lock: only a sender that found nothing to send needs waking
             self._wakeup.set()
-        return envelopes
+
+    # -- messages an adapter hands over itself (a write-through) ------------------------------------
+    def fail_outside(
+        self, failures: Sequence[tuple[NewMessage, BaseException]], seqs: Sequence[int] | None = None
+    ) -> list[FailedMessage]:
+        """Messages that an adapter handed over itself (room held outside) and that can never be delivered:
+        kept in the failed list, counted and told like every failure."""
+        records = self.buffer.fail_outside(failures, seqs)
+        with self._lock:
+            self._counters["failed"] += len(records)
+            self._drained.notify_all()
+        self._tell_failed(records)
+        return records
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every accepted message is confirmed or failed.
@@ -271,10 +311,13 @@ class Outbox:
             self._wakeup.wait(0.25)
             return
         limit = 1 if isolating else self._max_batch
+        self._idle = True
         batch = self.buffer.peek(s.cursor, limit)
         if not batch:
             self._wakeup.wait(0.25)
+            self._idle = False
             return
+        self._idle = False
         try:
             future = session.transmit(batch)
         except ResilientMQError as exc:
@@ -405,6 +448,9 @@ class Outbox:
             self._counters["confirmed"] += removed
             self._counters["failed"] += len(records)
             self._drained.notify_all()
+        self._tell_failed(records)
+
+    def _tell_failed(self, records: Sequence[FailedMessage]) -> None:
         for r in records:
             self._events.emit(
                 logging.ERROR,

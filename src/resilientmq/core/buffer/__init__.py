@@ -19,6 +19,7 @@ from ._base import (
     FailedMessage,
     NewMessage,
     OverflowPolicy,
+    new_message_id,
 )
 from .lmdb import BufferFile, FileVerdict, LmdbBuffer, read_buffer_file
 from .memory import MemoryBuffer
@@ -36,6 +37,7 @@ __all__ = [
     "MemoryBuffer",
     "NewMessage",
     "OverflowPolicy",
+    "new_message_id",
     "open_buffer",
     "read_buffer_file",
 ]

@@ -48,23 +48,25 @@ class OverflowPolicy(str, enum.Enum):
             raise ValueError(f"overflow policy must be one of {allowed}, got {value!r}") from None
 
 
-class _MessageIds:
+def _message_ids() -> Callable[[], str]:
     """Unique message ids, cheaply: a random per-process prefix and a counter (uuid4 per message costs
-    an ``os.urandom`` call, which showed in the send path's profile)."""
+    an ``os.urandom`` call, which showed in the send path's profile). A plain function (a callable
+    instance costs a third more per call); a forked child starts a prefix of its own."""
+    state: list[Any] = []
 
-    def __init__(self) -> None:
-        self.reset()
-        os.register_at_fork(after_in_child=self.reset)
+    def reset() -> None:
+        state[:] = [uuid.uuid4().hex[:20], itertools.count()]
 
-    def reset(self) -> None:
-        self._prefix = uuid.uuid4().hex[:20]
-        self._counter = itertools.count()
+    def new_id() -> str:
+        prefix, counter = state
+        return f"{prefix}{next(counter):012x}"
 
-    def __call__(self) -> str:
-        return f"{self._prefix}{next(self._counter):012x}"
+    reset()
+    os.register_at_fork(after_in_child=reset)
+    return new_id
 
 
-new_message_id = _MessageIds()
+new_message_id = _message_ids()
 
 
 @dataclass(frozen=True, slots=True)  # our own __init__ is kept: dataclass never overwrites one
@@ -174,6 +176,15 @@ class Buffer(Protocol):
 
     def extend(self, messages: Sequence[NewMessage], timeout: float | None = None) -> list[Envelope]: ...
 
+    def append_one(
+        self,
+        destination: str,
+        body: bytes,
+        headers: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        timeout: float | None = None,
+    ) -> Envelope: ...
+
     def peek(self, after_seq: int = 0, limit: int = 1000) -> list[Envelope]: ...
 
     def remove(self, seqs: Iterable[int]) -> int: ...
@@ -238,6 +249,7 @@ class BoundedBuffer:
         self._space = threading.Condition(self._lock)
         self._count = 0
         self._bytes = 0
+        self._outside = 0  # room held for messages a client library holds instead of us (see hold_outside)
         self._dropped = 0
         self._closed = False
         self._identity = uuid.uuid4().hex
@@ -245,6 +257,13 @@ class BoundedBuffer:
     # -- the backend's part -------------------------------------------------------------------------
     def _store_insert(self, messages: Sequence[NewMessage], now: float) -> list[Envelope]:
         raise NotImplementedError
+
+    def _store_insert_one(
+        self, destination: str, body: bytes, headers: Mapping[str, Any] | None, id: str, now: float
+    ) -> Envelope:
+        """Insert one message given by its fields (``append_one``); a backend may do it without the
+        :class:`NewMessage` and the lists."""
+        return self._store_insert([NewMessage(destination, body, headers, id)], now)[0]
 
     def _store_peek(self, after_seq: int, limit: int) -> list[Envelope]:
         raise NotImplementedError
@@ -278,6 +297,11 @@ class BoundedBuffer:
         raise NotImplementedError
 
     def _store_close(self) -> None:
+        raise NotImplementedError
+
+    def _store_take_seqs(self, n: int) -> int:
+        """Take ``n`` sequence numbers for messages that are not inserted (straight into the failed list);
+        the first of them."""
         raise NotImplementedError
 
     def _store_settle(self) -> None:
@@ -323,6 +347,40 @@ class BoundedBuffer:
         """Add one message; the overflow policy decides what happens when the buffer is full."""
         return self.extend((message,), timeout)[0]
 
+    def append_one(
+        self,
+        destination: str,
+        body: bytes,
+        headers: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        timeout: float | None = None,
+    ) -> Envelope:
+        """``append(NewMessage(destination, body, headers, id), timeout)``, built once (the send path's
+        case): no :class:`NewMessage`, no lists."""
+        size = len(body)
+        max_bytes = self._max_bytes
+        if max_bytes is not None and size > max_bytes:
+            self._check_open()
+            raise BufferFullError(self._never_fits(1, size))
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError("the buffer is closed")
+            if self._count + self._outside >= self._max or (
+                max_bytes is not None and self._bytes + size > max_bytes
+            ):
+                self._make_room(1, size, timeout)
+            self._count += 1
+            self._bytes += size
+            try:
+                return self._store_insert_one(
+                    destination, body, headers, new_message_id() if id is None else id, time.time()
+                )
+            except BaseException:
+                self._count -= 1
+                self._bytes -= size
+                self._space.notify_all()
+                raise
+
     def extend(self, messages: Sequence[NewMessage], timeout: float | None = None) -> list[Envelope]:
         """Add messages atomically and in order (one transaction on disk).
 
@@ -342,7 +400,9 @@ class BoundedBuffer:
         with self._lock:
             if self._closed:
                 raise ClientClosedError("the buffer is closed")
-            if self._count + n > self._max or (max_bytes is not None and self._bytes + size > max_bytes):
+            if self._count + self._outside + n > self._max or (
+                max_bytes is not None and self._bytes + size > max_bytes
+            ):
                 self._make_room(n, size, timeout)
             self._count += n
             self._bytes += size
@@ -451,6 +511,61 @@ class BoundedBuffer:
         with self._lock:
             return self._space.wait_for(lambda: self._closed or self._fits(1, 1), timeout)
 
+    # -- messages a client library holds instead of the buffer ---------------------------------------
+    @property
+    def outside(self) -> int:
+        """Room held by :meth:`hold_outside` and not yet given back."""
+        return self._outside
+
+    def hold_outside(self, n: int) -> int:
+        """Hold room for up to ``n`` messages that a client library will keep instead of this buffer (an
+        adapter's write-through: handed straight to the broker's client while nothing is stored here, so
+        that none can overtake a stored one). Held room counts against ``max_messages`` like stored
+        messages, until :meth:`release_outside` gives it back (or :meth:`fail_outside` takes it).
+
+        Returns how much was held: 0 while any message is stored, when the buffer is full or closed, and
+        with ``max_bytes`` (the bytes a client library holds are not counted)."""
+        with self._lock:
+            if self._closed or self._count or self._max_bytes is not None:
+                return 0
+            held = min(n, self._max - self._outside)
+            if held <= 0:
+                return 0
+            self._outside += held
+            return held
+
+    def release_outside(self, n: int) -> None:
+        """Give back room held by :meth:`hold_outside` (its messages were delivered, or never sent)."""
+        with self._lock:
+            self._outside = max(0, self._outside - n)
+            self._space.notify_all()
+
+    def fail_outside(
+        self, failures: Sequence[tuple[NewMessage, BaseException | str]], seqs: Sequence[int] | None = None
+    ) -> list[FailedMessage]:
+        """Put messages that were held outside (see :meth:`hold_outside`) straight into the failed list, with
+        their reasons; the room they held is given back. ``seqs``: those of their recovery copies (a durable
+        buffer's ``keep_outside``), which move into the failed list; else they get new ones."""
+        if not failures:
+            return []
+        with self._lock:
+            self._check_open()
+            self._store_settle()
+            self._check_open()
+            now = time.time()
+            if seqs is None:
+                first = self._store_take_seqs(len(failures))
+                seqs = range(first, first + len(failures))
+            records = []
+            for seq, (m, error) in zip(seqs, failures, strict=True):
+                reason, error_type = describe_error(error)
+                e = make_envelope(seq, m.id, m.destination, m.body, dict(m.headers), now)
+                records.append(FailedMessage(e, reason, error_type, now))
+            self._store_move_to_failed(records)
+            self._outside = max(0, self._outside - len(records))
+            self._space.notify_all()
+            return records
+
     def close(self) -> None:
         """Release the storage; pending messages stay in a durable file. Idempotent."""
         with self._lock:
@@ -473,7 +588,7 @@ class BoundedBuffer:
             raise ClientClosedError("the buffer is closed")
 
     def _fits(self, n: int, size: int) -> bool:
-        if self._count + n > self._max:
+        if self._count + self._outside + n > self._max:
             return False
         return self._max_bytes is None or self._bytes + size <= self._max_bytes
 
@@ -498,7 +613,7 @@ class BoundedBuffer:
         self._check_open()
 
     def _drop_oldest(self, n: int, size: int) -> None:
-        excess_n = self._count + n - self._max
+        excess_n = self._count + self._outside + n - self._max
         excess_b = 0 if self._max_bytes is None else self._bytes + size - self._max_bytes
         victims: list[Envelope] = []
         freed = 0
@@ -532,9 +647,10 @@ class BoundedBuffer:
         return f"{what} of {size} bytes can never fit a buffer of {self._max_bytes} bytes (buffer_max_bytes)"
 
     def _full_message(self, n: int, size: int) -> str:
-        if self._count + n > self._max:
+        if self._count + self._outside + n > self._max:
             what = "a message" if n == 1 else f"{n} messages"
-            return f"buffer full: {self._count} of {self._max} messages pending, no room for {what}"
+            pending = self._count + self._outside
+            return f"buffer full: {pending} of {self._max} messages pending, no room for {what}"
         what = "a message" if n == 1 else f"{n} messages"
         return (
             f"buffer full: {self._bytes} of {self._max_bytes} bytes pending (buffer_max_bytes), "

@@ -46,7 +46,7 @@ import struct
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from json import decoder as _json_decoder
 from json import encoder as _json_encoder
@@ -54,7 +54,13 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from resilientmq.core.errors import BufferCorruptError, BufferFullError, BufferInUseError, ResilientMQError
+from resilientmq.core.errors import (
+    BufferCorruptError,
+    BufferFullError,
+    BufferInUseError,
+    ClientClosedError,
+    ResilientMQError,
+)
 
 from . import _lmdbfile
 from ._base import (
@@ -66,6 +72,7 @@ from ._base import (
     NewMessage,
     OverflowPolicy,
     make_envelope,
+    new_message_id,
 )
 from ._index import PendingIndex
 
@@ -104,6 +111,7 @@ _NODE_OVERHEAD = 16
 _LINGER = 0.001  # the longest a group commit waits for the threads of the previous one to join it
 
 _crc32 = zlib.crc32
+_pack_lens, _pack_key, _pack_crc = _REC_LENS.pack, _KEY.pack, _CRC.pack  # bound once: per message
 
 T = TypeVar("T")
 
@@ -308,6 +316,26 @@ class LmdbBuffer(BoundedBuffer):
     def _insert_one(self, m: NewMessage, seq: int, now: float) -> Envelope:
         k, value, e = _record(m, seq, now)
         self._next_seq = seq + 1
+        self._commit_one(k, value)
+        self._keep(e)
+        return e
+
+    def _store_insert_one(
+        self, destination: str, body: bytes, headers: Mapping[str, Any] | None, id: str, now: float
+    ) -> Envelope:
+        if self._fsync:  # group commit: through the lists
+            return self._store_insert([NewMessage(destination, body, headers, id)], now)[0]
+        seq = self._next_seq
+        kept = dict(headers) if headers else {}
+        k, value = _record_bytes(seq, id, destination, body, kept, now)
+        self._next_seq = seq + 1
+        self._commit_one(k, value)
+        e = make_envelope(seq, id, destination, body, kept, now)
+        self._keep(e)
+        return e
+
+    def _commit_one(self, k: bytes, value: bytes) -> None:
+        """One record appended in its own transaction (the map grows first if need be)."""
         self._budget -= len(value) + _NODE_OVERHEAD
         if self._budget <= 0:
             self._ensure_room(len(value), 1, [])
@@ -321,8 +349,6 @@ class LmdbBuffer(BoundedBuffer):
         except BaseException:
             txn.abort()
             raise
-        self._keep(e)
-        return e
 
     def _index(self, envelopes: list[Envelope]) -> None:
         for e in envelopes:
@@ -545,6 +571,55 @@ class LmdbBuffer(BoundedBuffer):
                 raise
         raise BufferFullError(f"buffer file {self.path!r}: the map stays full however it grows")
 
+    # -- recovery copies of messages held outside (an adapter's write-through) ------------------------
+    def keep_outside(
+        self, destination: str, body: bytes, headers: Mapping[str, Any], now: float, id: str | None = None
+    ) -> int:
+        """Commit the recovery copy of a message that an adapter hands straight to its client library (its
+        room held with :meth:`hold_outside`): it is in the file before this returns, so a crash loses
+        nothing and the next buffer opened on this path yields it, in order; this one never peeks it.
+        Returns its seq, for :meth:`forget_outside` once it is delivered."""
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError("the buffer is closed")
+            if self._fsync:
+                self._store_settle()  # a group commit may be running with the lock released
+                self._check_open()
+            seq = self._next_seq
+            k, value = _record_bytes(
+                seq, new_message_id() if id is None else id, destination, body, headers, now
+            )
+            self._next_seq = seq + 1
+            self._commit_one(k, value)
+            return seq
+
+    def forget_outside(self, seqs: Sequence[int], *, release: bool = True) -> None:
+        """Delete recovery copies kept with :meth:`keep_outside` (delivered, purged, or never handed over)
+        in one transaction and, with ``release``, give back the room they held. After ``close()`` they stay
+        in the file (the next owner sends them again: at least once)."""
+        if not seqs:
+            return
+        ordered = sorted(seqs)
+        with self._lock:
+            if self._closed:
+                return
+            self._store_settle()
+            if self._closed:
+                return
+            self._write(lambda txn: self._delete_kept(txn, ordered))
+            if release:
+                self._outside = max(0, self._outside - len(ordered))
+                self._space.notify_all()
+
+    def _delete_kept(self, txn: lmdb.Transaction[bytes], seqs: list[int]) -> None:
+        # One cursor for runs of consecutive records (see _apply); a copy already gone is passed over.
+        cursor, key = txn.cursor(), _KEY.pack
+        for s in seqs:
+            k = key(_PENDING, s)
+            if cursor.key() == k or cursor.set_key(k):
+                cursor.delete()
+        self._put_meta(txn)
+
     # -- reading ------------------------------------------------------------------------------------
     def _store_peek(self, after_seq: int, limit: int) -> list[Envelope]:
         if self._uncached:
@@ -697,6 +772,11 @@ class LmdbBuffer(BoundedBuffer):
                     break
         return n
 
+    def _store_take_seqs(self, n: int) -> int:
+        seq = self._next_seq  # made durable by the meta record the failed records are written with
+        self._next_seq += n
+        return seq
+
     def _put_meta(self, txn: lmdb.Transaction[bytes]) -> None:
         # The high-water mark, so that seqs are not reused after everything was removed and reopened.
         txn.put(_META_KEY, _META.pack(_MAGIC, FORMAT_VERSION, self._next_seq, self._identity_bytes))
@@ -722,25 +802,27 @@ class LmdbBuffer(BoundedBuffer):
 # -- records ----------------------------------------------------------------------------------------
 def _record(m: NewMessage, seq: int, now: float) -> tuple[bytes, bytes, Envelope]:
     """The key and value of a pending record, and its envelope."""
-    headers = m.headers
+    headers = dict(m.headers) if m.headers else {}
+    k, value = _record_bytes(seq, m.id, m.destination, m.body, headers, now)
+    return k, value, make_envelope(seq, m.id, m.destination, m.body, headers, now)
+
+
+def _record_bytes(
+    seq: int, id: str, destination: str, body: bytes, headers: Mapping[str, Any], now: float
+) -> tuple[bytes, bytes]:
+    """The key and value of a pending record."""
     if headers:
-        headers = dict(headers)
         try:
-            hb = _encode_headers(headers)
+            hb = _encode_headers(headers if type(headers) is dict else dict(headers))
         except (TypeError, ValueError, RecursionError) as exc:
             raise TypeError(f"message headers must be JSON-serialisable for a durable buffer: {exc}") from exc
     else:
-        headers, hb = {}, b""
-    idb = m.id.encode()
-    db = m.destination.encode()
-    body = m.body
-    payload = b"".join((_REC_LENS.pack(now, len(idb), len(db), len(body)), idb, db, hb, body))
-    k = _KEY.pack(_PENDING, seq)
-    return (
-        k,
-        _CRC.pack(_crc32(payload, _crc32(k))) + payload,
-        make_envelope(seq, m.id, m.destination, body, headers, now),
-    )
+        hb = b""
+    idb = id.encode()
+    db = destination.encode()
+    payload = b"".join((_pack_lens(now, len(idb), len(db), len(body)), idb, db, hb, body))
+    k = _pack_key(_PENDING, seq)
+    return k, _pack_crc(_crc32(payload, _crc32(k))) + payload
 
 
 def _decode(seq: int, v: Any) -> Envelope:

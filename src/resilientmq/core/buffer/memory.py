@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
 
 from ._base import (
     DEFAULT_BLOCK_TIMEOUT,
@@ -17,6 +19,8 @@ from ._base import (
 from ._index import PendingIndex
 
 __all__ = ["MemoryBuffer"]
+
+_NO_HEADERS: Mapping[str, Any] = MappingProxyType({})
 
 
 class MemoryBuffer(BoundedBuffer):
@@ -49,6 +53,16 @@ class MemoryBuffer(BoundedBuffer):
             seq += 1
         self._next_seq = seq
         return out
+
+    def _store_insert_one(
+        self, destination: str, body: bytes, headers: Mapping[str, Any] | None, id: str, now: float
+    ) -> Envelope:
+        seq = self._next_seq
+        # An empty mapping is shared, read-only: most messages have no headers, and a dict each costs.
+        e = make_envelope(seq, id, destination, body, dict(headers) if headers else _NO_HEADERS, now)
+        self._pending.add(seq, e)
+        self._next_seq = seq + 1
+        return e
 
     def _store_peek(self, after_seq: int, limit: int) -> list[Envelope]:
         return self._pending.values_after(after_seq, limit)
@@ -93,6 +107,11 @@ class MemoryBuffer(BoundedBuffer):
         before = len(self._failed)
         self._failed = [r for r in self._failed if id(r) not in chosen]
         return before - len(self._failed)
+
+    def _store_take_seqs(self, n: int) -> int:
+        seq = self._next_seq
+        self._next_seq += n
+        return seq
 
     def _store_close(self) -> None:
         """Nothing to release; the failed list stays readable after close."""
