@@ -37,7 +37,6 @@ import atexit
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, NoReturn
@@ -45,7 +44,7 @@ from typing import Any, NoReturn
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from resilientmq.core.buffer import NewMessage, OverflowPolicy, new_message_id
-from resilientmq.core.client import ClientCore, ResilientClientMixin
+from resilientmq.core.client import ClientCore, ResilientClientMixin, close_at_exit
 from resilientmq.core.errors import BufferFullError, ClientClosedError, ReconnectFailedError
 from resilientmq.core.options import ResilienceOptions
 from resilientmq.core.supervisor import ConnectionState, Endpoints
@@ -138,7 +137,7 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         self._rmq_buffer = self._rmq.buffer
         self._rmq_callbacks = self._rmq_ledger.callbacks
         self._rmq.supervisor.add_listener(_WakeFlushes(self._rmq_events, self._rmq_lane))
-        self._rmq_exit_hook = _exit_hook(self)
+        self._rmq_exit_hook = close_at_exit(self, _EXIT_DRAIN)
         atexit.register(self._rmq_exit_hook)
         self._rmq.supervisor.connect(wait=False)
 
@@ -593,18 +592,6 @@ class _WakeFlushes:
         if new is not ConnectionState.CONNECTED:
             self._lane.close()
         self._events.wake()
-
-
-def _exit_hook(producer: ReconnectAwareConfluentProducer) -> Any:
-    """At interpreter exit, stop the threads before librdkafka's instances are torn down under them."""
-    ref = weakref.ref(producer)
-
-    def hook() -> None:
-        live = ref()
-        if live is not None:
-            live.close(_EXIT_DRAIN)
-
-    return hook
 
 
 def _no_transactions() -> None:

@@ -14,6 +14,8 @@ Every core registers itself (weakly) in :mod:`resilientmq.core.telemetry` while 
 from __future__ import annotations
 
 import time
+import weakref
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from . import telemetry
@@ -24,7 +26,7 @@ from .policy import ReconnectPolicy
 from .session import Connector, Session
 from .supervisor import ConnectionState, Endpoints, Supervisor
 
-__all__ = ["ClientCore", "ResilientClientMixin"]
+__all__ = ["ClientCore", "ResilientClientMixin", "close_at_exit"]
 
 E = TypeVar("E")
 S = TypeVar("S", bound=Session)
@@ -164,3 +166,18 @@ class ResilientClientMixin:
 
     def remove_reconnect_listener(self, listener: Any) -> None:
         self._rmq.supervisor.remove_listener(listener)
+
+
+def close_at_exit(client: Any, timeout: float) -> Callable[[], None]:
+    """An ``atexit`` hook that closes ``client`` (``client.close(timeout)``) if it is still alive then.
+
+    It holds the client weakly, so registering it does not keep a forgotten client alive.
+    """
+    ref = weakref.ref(client)
+
+    def hook() -> None:
+        live = ref()
+        if live is not None:
+            live.close(timeout)
+
+    return hook

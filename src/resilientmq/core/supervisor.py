@@ -17,7 +17,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from .errors import ClientClosedError, ConnectionLostError, ReconnectFailedError, ResilientMQError
@@ -33,6 +33,7 @@ __all__ = [
     "ReconnectListener",
     "Supervisor",
     "Waiter",
+    "call_listeners",
     "tcp_probe",
 ]
 
@@ -674,11 +675,17 @@ class EventDispatcher:
             if item is None:
                 return
             listeners, method, args = item
-            for listener in listeners:
-                fn = getattr(listener, method, None)
-                if fn is None:
-                    continue
-                try:
-                    fn(*args)
-                except Exception:
-                    log.exception("%s: listener %r raised in %s", self._name, listener, method)
+            call_listeners(listeners, method, args, self._name)
+
+
+def call_listeners(listeners: Iterable[Any], method: str, args: tuple[Any, ...], owner: str) -> None:
+    """Call ``method`` on every listener that has it, in this thread; one that raises is logged, and the
+    others are still called (a user's callback must never break what called it)."""
+    for listener in listeners:
+        fn = getattr(listener, method, None)
+        if fn is None:
+            continue
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("%s: listener %r raised in %s", owner, listener, method)

@@ -52,7 +52,6 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,7 +59,7 @@ import kafka.errors as Errors
 from kafka import KafkaProducer
 
 from resilientmq.core.buffer import NewMessage
-from resilientmq.core.client import ClientCore, ResilientClientMixin
+from resilientmq.core.client import ClientCore, ResilientClientMixin, close_at_exit
 from resilientmq.core.errors import BufferFullError, ClientClosedError, InvalidMessageError
 from resilientmq.core.options import ResilienceOptions
 from resilientmq.core.supervisor import Endpoints
@@ -148,7 +147,7 @@ class ReconnectAwareKafkaProducer(ResilientClientMixin, KafkaProducer):  # type:
             max_in_flight=_IN_FLIGHT,
             confirm_timeout=timeouts.confirm_timeout,
         )
-        self._rmq_exit_hook = _exit_hook(self)
+        self._rmq_exit_hook = close_at_exit(self, _EXIT_FLUSH_TIMEOUT)
         atexit.register(self._rmq_exit_hook)
         self._rmq.supervisor.connect(wait=False)
 
@@ -324,18 +323,6 @@ class ReconnectAwareKafkaProducer(ResilientClientMixin, KafkaProducer):  # type:
             future = self._rmq_futures.pop(record.id, None)
             if future is not None and not future.is_done:
                 future.failure(BufferFullError(record.reason))
-
-
-def _exit_hook(producer: ReconnectAwareKafkaProducer) -> Any:
-    """Like kafka-python's: at interpreter exit, give the producer a moment to flush, then close it."""
-    ref = weakref.ref(producer)
-
-    def hook() -> None:
-        live = ref()
-        if live is not None:
-            live.close(_EXIT_FLUSH_TIMEOUT)
-
-    return hook
 
 
 def _no_transactions() -> None:

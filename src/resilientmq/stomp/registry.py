@@ -12,7 +12,7 @@ from typing import Any
 
 import stomp.utils
 
-from resilientmq.core.supervisor import EventDispatcher
+from resilientmq.core.supervisor import EventDispatcher, call_listeners
 
 from .link import LINK_LISTENER_NAME
 from .listeners import UserListenerView
@@ -196,14 +196,7 @@ class ClientRegistry:
 
     def call_listeners(self, method: str, *args: Any) -> None:
         """Call ``method`` on every user listener, in this thread; a raising listener is logged."""
-        for listener in self.listeners.values():
-            fn = getattr(listener, method, None)
-            if fn is None:
-                continue
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("listener %r raised in %s", listener, method)
+        call_listeners(self.listeners.values(), method, args, "stomp")
 
     def tell_listeners(self, method: str, *args: Any) -> None:
         """Call ``method`` on every user listener from the adapter's own event thread."""

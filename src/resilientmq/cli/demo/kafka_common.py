@@ -5,14 +5,33 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from kafka import KafkaConsumer, TopicPartition
 
-from resilientmq.testing import ChaosProxy
+from resilientmq.testing import ChaosProxy, start_tansu_behind_proxy
 
-from .driver import Step
+from .driver import DemoClient, PartRun, Step
 
-__all__ = ["LastOutcome", "kafka_script", "read_topic"]
+__all__ = ["LastOutcome", "kafka_script", "read_topic", "run_through_tansu"]
+
+DURATION = 14.0
+
+
+def run_through_tansu(
+    ctx: PartRun, clients: Callable[[str], tuple[DemoClient, DemoClient]], timeout_note: str
+) -> None:
+    """One tansu behind a ChaosProxy; ``clients(servers)`` makes the plain producer and ours; both stream
+    through the Kafka fault script and are counted by the independent consumer."""
+    broker, proxy = start_tansu_behind_proxy()
+    try:
+        plain, mine = clients(f"127.0.0.1:{proxy.port}")
+        ctx.stream([plain, mine], kafka_script(proxy, timeout_note), DURATION)
+        for client in (plain, mine):
+            ctx.tally(client, read_topic(broker.bootstrap_servers, client.destination))
+    finally:
+        proxy.close()
+        broker.close()
 
 
 def kafka_script(proxy: ChaosProxy, timeout_note: str) -> list[Step]:

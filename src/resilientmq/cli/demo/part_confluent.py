@@ -10,12 +10,10 @@ import confluent_kafka
 
 import resilientmq
 
-from .driver import DemoClient, PartRun, Step, ours
-from .kafka_common import LastOutcome, kafka_script, read_topic
+from .driver import DemoClient, PartRun, ours
+from .kafka_common import LastOutcome, run_through_tansu
 
 __all__ = ["run"]
-
-DURATION = 14.0
 
 
 def _config(servers: str) -> dict[str, Any]:
@@ -29,46 +27,38 @@ def _config(servers: str) -> dict[str, Any]:
 
 
 def run(ctx: PartRun) -> None:
-    from resilientmq.testing import start_tansu_behind_proxy  # noqa: PLC0415
+    run_through_tansu(ctx, _clients, "message.timeout.ms=2500")
 
-    broker, proxy = start_tansu_behind_proxy()
-    try:
-        servers = f"127.0.0.1:{proxy.port}"
-        plain = _plain(servers)
-        producer: Any = resilientmq.ReconnectAwareConfluentProducer(
-            _config(servers), reconnect_interval_seconds=0.5, reconnect_tries=-1
-        )
-        stop = threading.Event()
 
-        def poll_loop() -> None:  # an application's poll thread: serves the delivery callbacks
-            while not stop.is_set():
-                producer.poll(0.1)
+def _clients(servers: str) -> tuple[DemoClient, DemoClient]:
+    producer: Any = resilientmq.ReconnectAwareConfluentProducer(
+        _config(servers), reconnect_interval_seconds=0.5, reconnect_tries=-1
+    )
+    stop = threading.Event()
 
-        poller = threading.Thread(target=poll_loop, daemon=True)
-        poller.start()
+    def poll_loop() -> None:  # an application's poll thread: serves the delivery callbacks
+        while not stop.is_set():
+            producer.poll(0.1)
 
-        def finish() -> None:
-            stop.set()
-            poller.join()
-            producer.flush(60)
-            close = getattr(producer, "close", None)
-            if close is not None:
-                close()
+    poller = threading.Thread(target=poll_loop, daemon=True)
+    poller.start()
 
-        mine = ours(
-            "ReconnectAwareConfluentProducer",
-            producer,
-            "demo-confluent-ours",
-            send=lambda i, body: producer.produce("demo-confluent-ours", body, key=b"k%d" % (i % 4)),
-            finish=finish,
-        )
-        steps: list[Step] = kafka_script(proxy, "message.timeout.ms=2500")
-        ctx.stream([plain, mine], steps, DURATION)
-        for client in (plain, mine):
-            ctx.tally(client, read_topic(broker.bootstrap_servers, client.destination))
-    finally:
-        proxy.close()
-        broker.close()
+    def finish() -> None:
+        stop.set()
+        poller.join()
+        producer.flush(60)
+        close = getattr(producer, "close", None)
+        if close is not None:
+            close()
+
+    mine = ours(
+        "ReconnectAwareConfluentProducer",
+        producer,
+        "demo-confluent-ours",
+        send=lambda i, body: producer.produce("demo-confluent-ours", body, key=b"k%d" % (i % 4)),
+        finish=finish,
+    )
+    return _plain(servers), mine
 
 
 def _plain(servers: str) -> DemoClient:

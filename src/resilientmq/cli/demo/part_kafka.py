@@ -9,14 +9,12 @@ from typing import Any
 from kafka import KafkaProducer
 
 from resilientmq import ReconnectAwareKafkaProducer
-from resilientmq.testing import start_tansu_behind_proxy
 
-from .driver import DemoClient, PartRun, Step, ours
-from .kafka_common import LastOutcome, kafka_script, read_topic
+from .driver import DemoClient, PartRun, ours
+from .kafka_common import LastOutcome, run_through_tansu
 
 __all__ = ["run"]
 
-DURATION = 14.0
 # The same for both producers: deliveries time out before the silent partition ends, and kafka-python
 # tries a refused broker again within a second (its default backs off up to 30 s).
 TIMEOUTS: dict[str, Any] = {
@@ -28,32 +26,26 @@ TIMEOUTS: dict[str, Any] = {
 
 
 def run(ctx: PartRun) -> None:
-    broker, proxy = start_tansu_behind_proxy()
-    try:
-        servers = f"127.0.0.1:{proxy.port}"
-        plain = _plain(servers)
-        producer: Any = ReconnectAwareKafkaProducer(
-            bootstrap_servers=servers, reconnect_interval_seconds=0.5, reconnect_tries=-1, **TIMEOUTS
-        )
+    run_through_tansu(ctx, _clients, "delivery_timeout_ms=2500")
 
-        def finish() -> None:
-            producer.flush(timeout=60)
-            producer.close()
 
-        mine = ours(
-            "ReconnectAwareKafkaProducer",
-            producer,
-            "demo-ours",
-            send=lambda i, body: producer.send("demo-ours", body, key=b"k%d" % (i % 4)),
-            finish=finish,
-        )
-        steps: list[Step] = kafka_script(proxy, "delivery_timeout_ms=2500")
-        ctx.stream([plain, mine], steps, DURATION)
-        for client in (plain, mine):
-            ctx.tally(client, read_topic(broker.bootstrap_servers, client.destination))
-    finally:
-        proxy.close()
-        broker.close()
+def _clients(servers: str) -> tuple[DemoClient, DemoClient]:
+    producer: Any = ReconnectAwareKafkaProducer(
+        bootstrap_servers=servers, reconnect_interval_seconds=0.5, reconnect_tries=-1, **TIMEOUTS
+    )
+
+    def finish() -> None:
+        producer.flush(timeout=60)
+        producer.close()
+
+    mine = ours(
+        "ReconnectAwareKafkaProducer",
+        producer,
+        "demo-ours",
+        send=lambda i, body: producer.send("demo-ours", body, key=b"k%d" % (i % 4)),
+        finish=finish,
+    )
+    return _plain(servers), mine
 
 
 def _plain(servers: str) -> DemoClient:
