@@ -6,6 +6,7 @@ measure, the same call is made on a plain ``confluent_kafka.Producer`` and the t
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import Any
@@ -301,6 +302,24 @@ def test_close_delivers_runs_the_callbacks_owed_and_then_refuses(
         producer.produce(topic, b"late")
     assert isinstance(raised.value, ClientClosedError)
     assert producer.close() is True  # idempotent
+
+
+def test_a_closed_producer_still_referenced_keeps_no_librdkafka_instance(
+    bed: KafkaBed, make_producer: ProducerFactory, topic: str
+) -> None:
+    """A kept reference to a closed producer must not keep a librdkafka instance reconnecting for ever."""
+
+    def instances() -> set[int]:
+        gc.collect()
+        return {id(o) for o in gc.get_objects() if type(o) is Producer}
+
+    before = instances()
+    producer = make_producer()
+    producer.produce(topic, b"direct")  # connected: through the live instance's own produce()
+    assert producer.flush(TIMEOUT) == 0
+    assert producer.close() is True
+    assert wait_until(lambda: not instances() - before, timeout=10, interval=0.2), "the instance was kept"
+    assert producer.connection_state is ConnectionState.CLOSED
 
 
 def test_the_context_manager_closes(bed: KafkaBed, topic: str) -> None:

@@ -381,10 +381,12 @@ class WriteThrough:
                 self._close_locked()
 
     def disable(self) -> None:
-        """For good (the producer is closing)."""
+        """For good (the producer is closing). Lets go of the instance's ``produce``: a closed producer
+        that the application still references must not keep a librdkafka instance (and its threads) alive."""
         with self.lock:
             self.enabled = False
             self._close_locked()
+            self.produce = self._produce_of = _closed
 
     @property
     def handed(self) -> int:
