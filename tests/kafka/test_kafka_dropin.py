@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from kafka.net.compat import KafkaNetClient
 from kafka.protocol.broker_version_data import BROKER_API_VERSIONS
 from kafka.serializer import SerializeWrapper
-from kafka_support import FAST_KAFKA, FAST_RECONNECT, KafkaBed, ProducerFactory
+from kafka_support import FAST_KAFKA, FAST_RECONNECT, KafkaBed, ProducerFactory, read_topic
 
 from resilientmq import ConnectionState, ReconnectAwareKafkaProducer, ReconnectFailedError, ReconnectPolicy
 from resilientmq.testing import wait_until
@@ -238,6 +238,22 @@ def test_close_during_the_first_bootstrap_leaves_the_client_to_the_thread_that_b
     assert all(t.name.endswith("-supervisor") for t in closed_by), closed_by
     assert "Concurrent access to net.poll" not in caplog.text
     assert producer.connection_state is ConnectionState.CLOSED
+
+
+def test_after_the_reconnect_policy_gave_up_sending_again_connects_again(
+    bed: KafkaBed, make_producer: ProducerFactory, topic: str
+) -> None:
+    """A KafkaProducer has no connect(): FAILED is reported (listeners), then the next send() starts
+    connecting again (as the confluent producer does), where raising would leave the producer dead."""
+    bed.proxy.down()
+    producer = make_producer(reconnect_tries=1, reconnect_interval_seconds=0.1, bootstrap_timeout_ms=2000)
+    wait_until(lambda: producer.connection_state is ConnectionState.FAILED, 30, what="the policy to give up")
+    bed.proxy.up()
+    future = producer.send(topic, b"resumed", partition=0)
+    assert producer.flush(30) is True
+    assert future.get(timeout=0).offset == 0
+    assert producer.connection_state is ConnectionState.CONNECTED
+    assert read_topic(bed, topic, [b"resumed"]).values == [b"resumed"]
 
 
 def test_idempotence_asked_for_on_an_older_broker_fails_the_client_at_the_first_connection(

@@ -161,6 +161,25 @@ def test_permanent_error_fails_fast_without_retrying() -> None:
     sup.close()
 
 
+def test_resume_tries_again_after_the_policy_gave_up_but_not_after_a_refusal_for_good() -> None:
+    conn = ScriptedConnector(failures=2)
+    sup, _, _ = make(conn, policy=policy(initial_connect_attempts=2))
+    with pytest.raises(ReconnectFailedError):
+        sup.connect()
+    assert sup.resume() is True  # the broker may be back: connect again in the background
+    assert sup.wait_connected(timeout=5) is not None
+    assert sup.resume() is False  # connected: nothing to resume
+    sup.close()
+
+    refused = ScriptedConnector(failures=100, error=lambda: AuthenticationError("bad password"))
+    sup, _, _ = make(refused, policy=policy(initial_connect_attempts=10))
+    with pytest.raises(AuthenticationError):
+        sup.connect()
+    assert sup.resume() is False and sup.state is ConnectionState.FAILED
+    assert refused.opened == ["a"]
+    sup.close()
+
+
 def test_reconnect_after_loss_reports_attempts_delays_and_order_to_listeners() -> None:
     conn = ScriptedConnector()
     sup, waiter, rec = make(conn, policy=policy(max_attempts=10))

@@ -272,7 +272,7 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         events = self._rmq_events
         lane = self._rmq_lane
         deadline = deadline_of(timeout)
-        self._rmq_resume()
+        core.supervisor.resume()
         while True:
             if events.queue or events.silent:
                 events.serve()
@@ -512,22 +512,13 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
 
     def _rmq_retry_put(self, messages: Sequence[NewMessage], exc: BaseException) -> None:
         """The outbox refused: once more if only because the reconnect policy had given up, else raise."""
-        if isinstance(exc, ReconnectFailedError) and self._rmq_resume():
+        if isinstance(exc, ReconnectFailedError) and self._rmq.supervisor.resume():
             try:
                 self._rmq_put(messages)
                 return
             except BaseException as again:
                 exc = again
         self._rmq_refused(messages, exc)
-
-    def _rmq_resume(self) -> bool:
-        """After the reconnect policy gave up (FAILED, listeners told), producing again connects again:
-        a confluent-kafka producer has no ``connect()``, and librdkafka itself never stops trying."""
-        supervisor = self._rmq.supervisor
-        if supervisor.state is not ConnectionState.FAILED:
-            return False
-        supervisor.connect(wait=False)
-        return True
 
     def _rmq_refused(self, messages: Sequence[NewMessage], exc: BaseException) -> NoReturn:
         """The outbox refused ``messages``: forget their callbacks, raise what Producer code expects."""

@@ -284,6 +284,17 @@ class Supervisor(Generic[E, S]):
                     raise ConnectionLostError(f"{self.name}: disconnected while connecting")
                 raise self._failure
 
+    def resume(self) -> bool:
+        """If the reconnect policy gave up, start connecting again in the background; whether it did.
+
+        For the producers without a ``connect()`` of their own: producing after the policy gave up is how
+        their users ask for another try, as librdkafka never stops trying. Not after a refusal for good
+        (credentials, configuration): another try cannot help, and the error must reach the caller."""
+        if self._state is not ConnectionState.FAILED or not isinstance(self._failure, ReconnectFailedError):
+            return False
+        self.connect(wait=False)
+        return True
+
     def report_lost(self, error: BaseException | None = None, epoch: int | None = None) -> None:
         """The connection broke. Safe from any thread; repeated news and news of older connections are
         ignored.

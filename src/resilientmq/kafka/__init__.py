@@ -60,7 +60,12 @@ from kafka import KafkaProducer
 
 from resilientmq.core.buffer import NewMessage
 from resilientmq.core.client import ClientCore, ResilientClientMixin, close_at_exit
-from resilientmq.core.errors import BufferFullError, ClientClosedError, InvalidMessageError
+from resilientmq.core.errors import (
+    BufferFullError,
+    ClientClosedError,
+    InvalidMessageError,
+    ReconnectFailedError,
+)
 from resilientmq.core.options import ResilienceOptions
 from resilientmq.core.supervisor import Endpoints
 
@@ -299,7 +304,13 @@ class ReconnectAwareKafkaProducer(ResilientClientMixin, KafkaProducer):  # type:
         futures = [RecordFuture() for _ in messages]
         self._rmq_futures.update(zip((m.id for m in messages), futures, strict=True))
         try:
-            self._rmq.outbox.put(messages)
+            try:
+                self._rmq.outbox.put(messages)
+            except ReconnectFailedError:
+                # The policy gave up: a KafkaProducer has no connect(), so sending again is the next try.
+                if not self._rmq.supervisor.resume():
+                    raise
+                self._rmq.outbox.put(messages)
         except BaseException:
             for m in messages:
                 self._rmq_futures.pop(m.id, None)
