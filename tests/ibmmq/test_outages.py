@@ -399,14 +399,41 @@ def test_commit_after_a_break_raises_rolled_back_and_nothing_was_committed(sim_m
     q.put(b"a", sim_mq.mqi.MD(), sync(sim_mq))
     q.put(b"b", sim_mq.mqi.MD(), sync(sim_mq))
     sim.break_connections()
-    with pytest.raises(TransactionRolledBackError, match="backed the unit of work out"):
+    with pytest.raises(TransactionRolledBackError, match="backed the unit of work out") as info:
         qm.commit()
+    assert isinstance(info.value, sim_mq.mqi.MQMIError)  # MQCMIT on the broken connection: 2009
+    assert info.value.reason == sim_mq.C.MQRC_CONNECTION_BROKEN  # type: ignore[attr-defined]
     assert sim_mq.drain(queue) == []
     qm.begin()  # the next unit of work runs on the new connection
     q.put(b"c", sim_mq.mqi.MD(), sync(sim_mq))
     qm.commit()
     assert bodies(sim_mq.drain(queue)) == [b"c"]
     assert qm.stats()["uow_rolled_back"] == 1 and qm.stats()["uow_commits"] == 1
+
+
+def test_commit_after_a_reconnect_no_call_of_the_unit_saw_is_mqs_backed_out(sim_mq: MQTarget) -> None:
+    """The break was met outside the unit of work and the client reconnected: the unit of work is gone,
+    and ``except MQMIError`` code sees what MQCMIT answers for a backed-out unit (warning, 2003)."""
+    sim = sim_of(sim_mq)
+    queue, other = sim_mq.queue(), sim_mq.queue()
+    qm = sim_mq.resilient()
+    q = qm.open_queue(queue, sim_mq.C.MQOO_OUTPUT)
+    outside = qm.open_queue(other, sim_mq.C.MQOO_OUTPUT)
+    qm.begin()
+    q.put(b"a", sim_mq.mqi.MD(), sync(sim_mq))
+    sim.break_connections()
+    outside.put(b"outside the unit of work")  # meets the break: the client reconnects
+    wait_until(lambda: qm.stats()["reconnects"] == 1, 10, what="the reconnection")
+    with pytest.raises(TransactionRolledBackError, match="backed the unit of work out") as info:
+        qm.commit()
+    assert isinstance(info.value, sim_mq.mqi.MQMIError)
+    assert (info.value.comp, info.value.reason) == (  # type: ignore[attr-defined]
+        sim_mq.C.MQCC_WARNING,
+        sim_mq.C.MQRC_BACKED_OUT,
+    )
+    assert sim_mq.drain(queue) == []
+    assert qm.flush(10) is True
+    assert bodies(sim_mq.drain(other)) == [b"outside the unit of work"]
 
 
 def test_a_syncpoint_put_after_a_break_raises_at_once(sim_mq: MQTarget) -> None:

@@ -35,6 +35,10 @@ __all__ = ["COUNTERS", "Counters", "Operations", "forget_handle"]
 
 log = logging.getLogger("resilientmq.ibmmq")
 
+# MQCMIT of a unit of work that was backed out: MQCC_WARNING with MQRC_BACKED_OUT (IBM's reason code 2003).
+_MQCC_WARNING = 1
+_MQRC_BACKED_OUT = 2003
+
 T = TypeVar("T")
 
 COUNTERS = (
@@ -296,6 +300,8 @@ class Operations:
             "work out; nothing of it was committed: back out and do it again"
         )
         reason, comp = getattr(cause, "reason", None), getattr(cause, "comp", None)
+        if cause is None:  # found out by us, not by an MQI call: answer as MQCMIT of a backed-out unit does
+            comp, reason = _MQCC_WARNING, _MQRC_BACKED_OUT
         if isinstance(reason, int) and isinstance(comp, int):
             return mq_error(TransactionRolledBackError, self.mqi, message, comp, reason)  # type: ignore[return-value]
         return TransactionRolledBackError(message)
