@@ -6,7 +6,7 @@ Drop-in for IBM's ``ibmmq`` (or the older ``pymqi``)::
     from ibmmq import CMQC, MD, GMO
 
     qmgr = ResilientWebSphereMQQueueManager(
-        "QM1", "DEV.APP.SVRCONN", "mq1(1414),mq2(1414)", "app", "secret", buffer_path="/var/lib/app/mq.db"
+        "QM1", "DEV.APP.SVRCONN", "mq1(1414),mq2(1414)", "app", "secret", buffer_path="/var/lib/app/mq.lmdb"
     )
     q = qmgr.open_queue("DEV.QUEUE.1", CMQC.MQOO_OUTPUT | CMQC.MQOO_INPUT_SHARED)
     q.put(b"order 1", MD(Persistence=CMQC.MQPER_PERSISTENT))   # buffered while MQ is unreachable
