@@ -3,7 +3,8 @@
 resilientmq buffer inspect PATH [--pending] [--limit N] [--json]
 resilientmq buffer export  PATH [--failed | --pending] [--output FILE]
 resilientmq buffer replay  PATH [--destination D] [--id ID ...] [--dry-run]
-resilientmq buffer purge   PATH [--failed | --pending | --all] [--destination D] [--id ID ...] [--yes]
+resilientmq buffer purge   PATH [--failed | --pending | --all] [--destination D] [--id ID ...]
+                                [--yes] [--dry-run]
 resilientmq buffer PATH [--failed] [--limit N]     (the first version's JSON lines, kept for scripts)
 
 ``inspect`` and ``export`` only read: the file is left byte for byte as it was. ``replay`` and ``purge``

@@ -208,7 +208,7 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
         self._rmq_lane.close()  # through the outbox, behind what went straight to librdkafka
         default = callback if callback is not None else on_delivery
         accepted: list[NewMessage] = []
-        callbacks = self._rmq_ledger.callbacks
+        reports: dict[str, DeliveryCallback] = {}
         for item in messages:
             if not isinstance(item, dict):
                 raise TypeError("each message must be a dict")
@@ -226,8 +226,10 @@ class ReconnectAwareConfluentProducer(ResilientClientMixin, Producer):
                 continue
             report = item.get("callback", default)
             if report is not None:
-                callbacks[message.id] = report
+                reports[message.id] = report
             accepted.append(message)
+        # Registered only once every item was encoded: a TypeError part-way through leaves none behind.
+        self._rmq_ledger.callbacks.update(reports)
         self._rmq_accept(accepted)
         return len(accepted)
 

@@ -7,7 +7,7 @@ attributes (``event``, ``client``, ``broker`` and the event's own: ``attempt``, 
 attributes) ships them as they are. The events are the reconnect listener's (``connection_lost``,
 ``reconnecting``, ``attempt_failed``, ``connected``, ``reconnected``, ``reconnect_failed``,
 ``state_changed``) and the outbox's decisions (``resending``, ``isolating``, ``failed``, ``dropped``,
-``buffer_full``, ``unanswered``, ``closed_unconfirmed``).
+``buffer_full``, ``unanswered``, ``closed_unconfirmed``, ``recovered``, ``not_confirmed``).
 """
 
 from __future__ import annotations

@@ -249,7 +249,8 @@ class ReconnectAwareKafkaProducer(ResilientClientMixin, KafkaProducer):  # type:
 
     def metrics(self, raw: bool = False) -> Any:
         """kafka-python's metrics of the producer (None before the first connection or with metrics off);
-        one producer serves many connections, so they add up across outages."""
+        one producer serves many connections, so they add up across outages, and start from zero when
+        a new producer replaces it (the broker lost its state)."""
         producer = self._rmq_connector.producer
         return None if producer is None else producer.metrics(raw)
 

@@ -183,7 +183,9 @@ class RecordFuture(Future):  # type: ignore[misc]  # kafka-python is untyped
 
     Resolves with the ``RecordMetadata`` of the acknowledgement that counted, also when the record was
     buffered or re-sent; fails only when the record can never be delivered (it is then in
-    ``get_failed_messages()``). ``add_callback``/``add_errback`` callbacks run on kafka-python's I/O thread.
+    ``get_failed_messages()``). ``add_callback``/``add_errback`` callbacks run on kafka-python's I/O thread
+    (on the read-back thread for an acknowledgement without an offset, on the thread of ``close()`` or of the
+    ``send()`` whose ``drop_oldest`` evicted the record).
     """
 
     __slots__ = ()

@@ -27,8 +27,9 @@ OWN_RECEIPT_PREFIX = "rmq-"  # receipts the adapter asks for; user listeners are
 class Deliveries:
     """Which connection delivered each message id, so an ack for a dead connection is never sent.
 
-    Bounded: the oldest ids are forgotten first (an ack for one of those is skipped; the broker then
-    redelivers, which costs a duplicate, never a loss).
+    Bounded: the oldest ids are forgotten first. An ack for an id it does not know (forgotten, or never
+    delivered here) goes on the current connection, as stomp.py would send it: if that connection did not
+    deliver it, the broker answers with an ERROR and redelivers, which costs a duplicate, never a loss.
     """
 
     def __init__(self, capacity: int = 200_000) -> None:

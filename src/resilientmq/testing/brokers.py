@@ -1082,7 +1082,7 @@ class TansuCluster(_StartedWhileInside):
         return self
 
     def kill(self, i: int | None = None) -> None:
-        """SIGKILL broker ``i`` (every broker, and the store if it is ours, when None)."""
+        """SIGKILL broker ``i`` (every broker when None); the store lives on until :meth:`close`."""
         if i is not None:
             self.brokers[i].kill()
             return
