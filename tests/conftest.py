@@ -25,6 +25,17 @@ def chaos_report(request: pytest.FixtureRequest) -> Callable[..., None]:
     return report
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Soak runs are left out unless the ``-m`` expression names them, so that ``-m "not rabbitmq"`` does
+    not bring them back (a ``-m`` in ``addopts`` would be replaced by the command line's)."""
+    if "soak" in (config.getoption("markexpr") or ""):
+        return
+    soak = [item for item in items if item.get_closest_marker("soak")]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if not item.get_closest_marker("soak")]
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _CHAOS_REPORTS:
         terminalreporter.section("chaos counts (lost must be 0; duplicates are at-least-once re-sends)")
