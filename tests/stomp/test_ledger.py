@@ -106,6 +106,9 @@ def test_a_batch_committed_whose_receipt_is_lost_is_not_sent_again(
     conn.send_batch(dest, bodies)  # one batch: its COMMIT (or receipts) the client will never hear of
     assert got.wait_for(N, 15), "the broker did not commit the batch"
     assert conn.get_buffer_size() == N  # committed, and the client does not know
+    # RabbitMQ answers after its publisher confirms, which may come after the messages reach a consumer:
+    # cut only once an answer was there to be lost.
+    wait_until(lambda: lost_receipts.dropped > 0, 15, what="the broker's answer (dropped)")
     assert target.proxy is not None
     target.proxy.cut()
     assert conn.flush(30) is True
