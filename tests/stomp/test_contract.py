@@ -27,6 +27,7 @@ from resilientmq.stomp import (
     StompAuthenticationError,
     StompConnectFailedError,
 )
+from resilientmq.stomp.session import StompSession
 
 
 def test_is_a_drop_in_stomp_connection(target: BrokerTarget) -> None:
@@ -215,6 +216,48 @@ def test_ack_for_a_message_of_a_dead_connection_is_skipped_and_the_message_redel
     conn.close()
     t = consume_all(target, dest, [])
     assert t.received == 0  # acked: nothing left
+
+
+def test_ack_for_a_message_delivered_while_the_connection_is_still_being_set_up_is_sent(
+    target: BrokerTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restored subscriptions deliver before the new connection is declared live (the sending links and
+    the ledger come after them): an ack then belongs on that connection, not skipped. The set-up is held
+    right after the subscriptions are restored, so the ack lands in that window every time."""
+    dest = target.destination()
+    producer = target.plain()
+    producer.send(dest, "needs-ack", headers={"persistent": "true"})
+    producer.disconnect()
+
+    conn = target.resilient()
+    received = Collector()
+    conn.set_listener("app", received)
+    target.connect(conn)
+    conn.subscribe(dest, id="s", ack="client-individual")
+    assert received.wait_for(1, 10)  # not acked: the broker redelivers it on the next connection
+
+    restored, release = threading.Event(), threading.Event()
+    restore = StompSession._restore_subscriptions
+
+    def held(session: StompSession, link: Any) -> None:
+        restore(session, link)
+        restored.set()
+        release.wait(15)
+
+    monkeypatch.setattr(StompSession, "_restore_subscriptions", held)
+    assert target.proxy is not None
+    target.proxy.cut()
+    try:
+        assert restored.wait(15), "the reconnection did not restore the subscription"
+        assert wait_until(lambda: len(received.frames) >= 2, 15), "not redelivered during the set-up"
+        assert conn.connection_state is not ConnectionState.CONNECTED  # still being set up
+        conn.ack(received.frames[-1].headers["message-id"], "s")
+        assert conn.stats()["acks_skipped"] == 0
+    finally:
+        release.set()
+    assert wait_until(lambda: conn.connection_state is ConnectionState.CONNECTED, 15)
+    conn.close()
+    assert consume_all(target, dest, []).received == 0  # acked on the connection that delivered it
 
 
 def test_deduplicating_listener_drops_resends(target: BrokerTarget) -> None:

@@ -510,6 +510,12 @@ class ResilientActiveMQConnection(ResilientClientMixin, stomp.Connection):  # ty
         connection is redelivered by the broker, so its ack is skipped (and counted), never sent late."""
         delivered_on = self._rmq_deliveries.epoch_of(message_id)
         session = self._rmq.supervisor.session(delivered_on)
+        if session is None:
+            # Still being set up: restored subscriptions deliver before the supervisor calls it live, and
+            # the ack of such a message belongs on that very connection.
+            opening = self._rmq_connector.current
+            if opening is not None and delivered_on is not None and opening.epoch == delivered_on:
+                session = opening
         if session is None or not session.alive():
             self._rmq_registry.count(f"{what}s_skipped")
             log.debug("%s of %s skipped: its connection is gone, the broker redelivers it", what, message_id)
