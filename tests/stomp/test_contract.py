@@ -188,20 +188,27 @@ def test_bad_input_is_refused_clearly_and_nothing_else_is_lost(target: BrokerTar
     assert (t.lost, t.duplicates) == (0, 0)  # "fine" from the refused batch was not sent either
 
 
-def test_ack_for_a_message_of_a_dead_connection_is_skipped_and_the_message_redelivered(
+def _one_unacked_delivery(
     target: BrokerTarget,
-) -> None:
+) -> tuple[str, ResilientActiveMQConnection, Collector]:
+    """A persistent message delivered to a client-individual subscription ``s`` and not acked yet."""
     dest = target.destination()
     producer = target.plain()
     producer.send(dest, "needs-ack", headers={"persistent": "true"})
     producer.disconnect()
-
     conn = target.resilient()
     received = Collector()
     conn.set_listener("app", received)
     target.connect(conn)
     conn.subscribe(dest, id="s", ack="client-individual")
     assert received.wait_for(1, 10)
+    return dest, conn, received
+
+
+def test_ack_for_a_message_of_a_dead_connection_is_skipped_and_the_message_redelivered(
+    target: BrokerTarget,
+) -> None:
+    dest, conn, received = _one_unacked_delivery(target)
     old = received.frames[0]
     target.proxy.down()
     assert wait_until(lambda: conn.connection_state is ConnectionState.RECONNECTING, 15)
@@ -224,17 +231,7 @@ def test_ack_for_a_message_delivered_while_the_connection_is_still_being_set_up_
     """Restored subscriptions deliver before the new connection is declared live (the sending links and
     the ledger come after them): an ack then belongs on that connection, not skipped. The set-up is held
     right after the subscriptions are restored, so the ack lands in that window every time."""
-    dest = target.destination()
-    producer = target.plain()
-    producer.send(dest, "needs-ack", headers={"persistent": "true"})
-    producer.disconnect()
-
-    conn = target.resilient()
-    received = Collector()
-    conn.set_listener("app", received)
-    target.connect(conn)
-    conn.subscribe(dest, id="s", ack="client-individual")
-    assert received.wait_for(1, 10)  # not acked: the broker redelivers it on the next connection
+    dest, conn, received = _one_unacked_delivery(target)  # the broker redelivers it on the next connection
 
     restored, release = threading.Event(), threading.Event()
     restore = StompSession._restore_subscriptions
